@@ -1,0 +1,56 @@
+"""backprop: neural networks trained with backpropagation, built from scratch on NumPy.
+
+The public surface: ``Tensor`` and ``tensor``, the constructors, every op as a function, grad
+mode, ``manual_seed``, gradient checks and the dtypes. ``import backprop`` imports NumPy only.
+
+Example:
+    >>> import backprop as bp
+    >>> x = bp.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad
+    tensor([2., 4., 6.])
+"""
+
+from backprop._version import __version__
+from backprop.tensor import Tensor, bool_, float16, float32, float64, int32, int64  # noqa: I001
+from backprop import autograd
+from backprop.autograd import (
+    detect_anomaly,
+    enable_grad,
+    gradcheck,
+    gradgradcheck,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
+from backprop.creation import (
+    arange,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from backprop.errors import ShapeError
+from backprop.ops import *  # noqa: F403  (every op as a function: add, exp, matmul, cat, ...)
+from backprop.ops import __all__ as _ops_all
+from backprop.random import manual_seed
+
+__all__ = [
+    "Tensor", "ShapeError", "__version__", "arange", "autograd", "bool_", "detect_anomaly",
+    "enable_grad", "eye", "float16", "float32", "float64", "from_numpy", "full", "full_like",
+    "gradcheck", "gradgradcheck", "int32", "int64", "is_grad_enabled", "linspace", "manual_seed",
+    "no_grad", "ones", "ones_like", "rand", "rand_like", "randint", "randn", "randn_like",
+    "set_grad_enabled", "tensor", "zeros", "zeros_like", *_ops_all,
+]

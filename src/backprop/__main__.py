@@ -1,0 +1,73 @@
+"""``python -m backprop`` / ``backprop``: train a 2-2-1 network on XOR and print the loss falling.
+
+This is the main job until the full training command arrives; it uses only the core engine:
+tensors, ops, ``backward()`` and a plain gradient-descent update.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import backprop as bp
+
+
+def train_xor(epochs: int = 2000, lr: float = 0.5, seed: int = 0, every: int = 200,
+              out=sys.stdout) -> float:
+    """Train a 2-2-1 tanh/sigmoid network on XOR by full-batch gradient descent on the MSE.
+
+    Returns the final loss. Prints the loss every ``every`` epochs and the final predictions.
+    """
+    bp.manual_seed(seed)
+    x = bp.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    y = bp.tensor([[0.0], [1.0], [1.0], [0.0]])
+    w1 = bp.randn(2, 2, requires_grad=True)
+    b1 = bp.zeros(2, requires_grad=True)
+    w2 = bp.randn(2, 1, requires_grad=True)
+    b2 = bp.zeros(1, requires_grad=True)
+    params = [w1, b1, w2, b2]
+
+    def forward(inputs):
+        hidden = bp.tanh(inputs @ w1 + b1)
+        return bp.sigmoid(hidden @ w2 + b2)
+
+    print(f"training a 2-2-1 network on XOR: {epochs} epochs of gradient descent, lr {lr}",
+          file=out)
+    loss = None
+    for epoch in range(1, epochs + 1):
+        for p in params:
+            p.grad = None
+        loss = ((forward(x) - y) ** 2).mean()
+        loss.backward()
+        with bp.no_grad():
+            for p in params:
+                p.sub_(p.grad, alpha=lr)
+        if epoch == 1 or epoch % every == 0:
+            print(f"epoch {epoch:5d}  loss {loss.item():.6f}", file=out)
+    with bp.no_grad():
+        pred = forward(x)
+    for row, p in zip(x.data, pred.data[:, 0]):
+        print(f"  {int(row[0])} xor {int(row[1])} -> {p:.3f}", file=out)
+    return loss.item()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``backprop`` and ``python -m backprop``."""
+    parser = argparse.ArgumentParser(
+        prog="backprop",
+        description="Train a 2-2-1 network on XOR with backpropagation (the demo job).",
+    )
+    parser.add_argument("--epochs", type=int, default=2000, help="gradient-descent steps")
+    parser.add_argument("--lr", type=float, default=0.5, help="learning rate")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    if not args.lr > 0:
+        parser.error(f"--lr must be positive, got {args.lr}")
+    train_xor(args.epochs, args.lr, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Matrix products: matmul (batched, with NumPy's 1-D rules) and einsum."""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+
+from backprop.autograd.function import Function
+from backprop.errors import ShapeError
+from backprop.ops._util import const
+from backprop.tensor import Tensor
+
+
+class MatMul(Function):
+    """Y = A @ B;  ∂L/∂A = G @ Bᵀ, ∂L/∂B = Aᵀ @ G (1-D operands act as a row / column vector;
+    batch dimensions broadcast and their gradients are summed back by the engine)."""
+
+    label = "MM"
+    broadcasts = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        if np.ndim(a) == 0 or np.ndim(b) == 0:
+            raise ShapeError(
+                f"matmul: both operands need at least one dimension, got shapes {np.shape(a)} "
+                f"and {np.shape(b)}; use * to multiply by a scalar"
+            )
+        try:
+            y = np.matmul(a, b)
+        except ValueError:
+            raise ShapeError(
+                f"matmul: shapes {a.shape} and {b.shape} do not fit: the last dimension of the "
+                f"first ({a.shape[-1]}) must equal the "
+                f"{'only' if b.ndim == 1 else 'second-to-last'} dimension of the second "
+                f"({b.shape[0] if b.ndim == 1 else b.shape[-2]}), and batch dimensions must "
+                "broadcast"
+            ) from None
+        ctx.save_for_backward(a, b)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        g = grad_out
+        if a.ndim == 1 and b.ndim == 1:
+            return (g * b if need_a else None), (g * a if need_b else None)
+        if a.ndim == 1:  # (k,) @ (..., k, n) -> (..., n): a is a row vector
+            grad_a = squeeze(matmul(unsqueeze(g, -2), b.mT), -2) if need_a else None
+            grad_b = matmul(unsqueeze(a, -1), unsqueeze(g, -2)) if need_b else None
+            return grad_a, grad_b
+        if b.ndim == 1:  # (..., m, k) @ (k,) -> (..., m): b is a column vector
+            grad_a = matmul(unsqueeze(g, -1), unsqueeze(b, -2)) if need_a else None
+            grad_b = squeeze(matmul(a.mT, unsqueeze(g, -1)), -1) if need_b else None
+            return grad_a, grad_b
+        grad_a = matmul(g, b.mT) if need_a else None
+        grad_b = matmul(a.mT, g) if need_b else None
+        return grad_a, grad_b
+
+
+def matmul(input, other) -> Tensor:
+    """Matrix product with NumPy's rules: batched over leading dimensions, 1-D operands
+    promoted to a row (first) or column (second) vector and the added dimension removed.
+
+    Shapes: (..., m, k) @ (..., k, n) -> (..., m, n); (k,) @ (k,) -> ().
+
+    Example:
+        >>> import backprop as bp
+        >>> (bp.ones(2, 3) @ bp.ones(3)).shape
+        (2,)
+    """
+    return MatMul.apply(input, other)
+
+
+class Einsum(Function):
+    """Y = einsum(spec, X₁, ..., Xₙ);  ∂L/∂Xₖ = einsum of G with every other operand, into Xₖ's
+    subscripts (ones stand in for indices only Xₖ has; repeated indices go to the diagonal)."""
+
+    @staticmethod
+    def forward(ctx, *operands, spec=""):
+        ctx.spec = spec
+        ctx.save_for_backward(*operands)
+        return np.einsum(spec, *operands, optimize=len(operands) > 2)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        ops = ctx.saved_tensors
+        ins, out = ctx.spec.split("->")
+        subs = ins.split(",")
+        sizes = {}
+        for s, t in zip(subs, ops):
+            for c, n in zip(s, t.shape):
+                sizes[c] = n
+        free = [c for c in string.ascii_letters if c not in ctx.spec]
+        grads = []
+        for k, need in enumerate(ctx.needs_input_grad):
+            if not need:
+                grads.append(None)
+                continue
+            target = subs[k]
+            terms = [out] + [s for j, s in enumerate(subs) if j != k]
+            operands = [grad_out] + [t for j, t in enumerate(ops) if j != k]
+            known = set("".join(terms))
+            for c in dict.fromkeys(target):  # indices no other operand carries: broadcast ones
+                if c not in known:
+                    terms.append(c)
+                    operands.append(const(np.ones(sizes[c], dtype=grad_out.dtype)))
+            # a repeated index (a diagonal, as in 'ii->'): rename repeats and mask with identity
+            seen, renamed = set(), []
+            for c in target:
+                if c in seen:
+                    new = free.pop()
+                    terms.append(c + new)
+                    operands.append(const(np.eye(sizes[c], dtype=grad_out.dtype)))
+                    renamed.append(new)
+                else:
+                    seen.add(c)
+                    renamed.append(c)
+            grads.append(einsum(",".join(terms) + "->" + "".join(renamed), *operands))
+        return tuple(grads)
+
+
+def einsum(equation: str, *operands) -> Tensor:
+    """Einstein summation, as ``numpy.einsum`` / ``torch.einsum`` (explicit or implicit output,
+    ``...`` for leading dimensions); differentiable in every operand.
+
+    Example:
+        >>> import backprop as bp
+        >>> bp.einsum("ij,jk->ik", bp.ones(2, 3), bp.ones(3, 4)).shape
+        (2, 4)
+    """
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    spec = _explicit_spec(equation.replace(" ", ""), [np.ndim(_data(o)) for o in operands])
+    try:
+        return Einsum.apply(*operands, spec=spec)
+    except ValueError as e:
+        shapes = ", ".join(str(tuple(np.shape(_data(o)))) for o in operands)
+        raise ShapeError(f"einsum '{equation}': operands of shapes {shapes} do not fit: {e}") from None
+
+
+def _data(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _explicit_spec(equation: str, ndims: list) -> str:
+    """Rewrite the equation with '...' expanded to letters and an explicit output."""
+    if "->" in equation:
+        ins, out = equation.split("->")
+    else:
+        ins, out = equation, None
+    subs = ins.split(",")
+    if len(subs) != len(ndims):
+        raise ValueError(f"einsum '{equation}': {len(subs)} operand subscripts for {len(ndims)} operands")
+    unused = [c for c in string.ascii_letters if c not in equation]
+    n_ell = max((nd - len(s.replace("...", "")) for s, nd in zip(subs, ndims) if "..." in s), default=0)
+    ell = "".join(unused[:n_ell])
+    full = []
+    for s, nd in zip(subs, ndims):
+        if "..." in s:
+            k = nd - len(s.replace("...", ""))
+            s = s.replace("...", ell[len(ell) - k :] if k else "")
+        if len(s) != nd:
+            raise ShapeError(f"einsum '{equation}': subscripts '{s}' do not match an operand with {nd} dimensions")
+        full.append(s)
+    if out is None:
+        counts = {}
+        for s in full:
+            for c in s:
+                counts[c] = counts.get(c, 0) + 1
+        out = ell + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
+    else:
+        out = out.replace("...", ell)
+    return ",".join(full) + "->" + out
+
+
+from backprop.ops.shape import squeeze, unsqueeze  # noqa: E402
