@@ -12,9 +12,8 @@ Example:
     tensor([2., 4., 6.])
 """
 
-from backprop._version import __version__
-from backprop.tensor import Tensor, bool_, float16, float32, float64, int32, int64  # noqa: I001
 from backprop import autograd
+from backprop._version import __version__
 from backprop.autograd import (
     detect_anomaly,
     enable_grad,
@@ -46,6 +45,7 @@ from backprop.errors import ShapeError
 from backprop.ops import *  # noqa: F403  (every op as a function: add, exp, matmul, cat, ...)
 from backprop.ops import __all__ as _ops_all
 from backprop.random import manual_seed
+from backprop.tensor import Tensor, bool_, float16, float32, float64, int32, int64
 
 __all__ = [
     "Tensor", "ShapeError", "__version__", "arange", "autograd", "bool_", "detect_anomaly",

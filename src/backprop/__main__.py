@@ -42,7 +42,7 @@ def train_xor(epochs: int = 2000, lr: float = 0.5, seed: int = 0, every: int = 2
         with bp.no_grad():
             for p in params:
                 p.sub_(p.grad, alpha=lr)
-        if epoch == 1 or epoch % every == 0:
+        if epoch == 1 or epoch % every == 0 or epoch == epochs:
             print(f"epoch {epoch:5d}  loss {loss.item():.6f}", file=out)
     with bp.no_grad():
         pred = forward(x)

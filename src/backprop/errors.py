@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class ShapeError(ValueError):
-    """Raised when the shapes of an op's inputs do not fit together (broadcasting, matmul, cat, ...).
+    """Raised when the shapes of an op's inputs do not fit (broadcasting, matmul, cat, ...).
 
     A subclass of ValueError, so code that catches NumPy's shape errors keeps working.
     """

@@ -60,7 +60,8 @@ def _to_array(data, dtype=None, copy: bool = True) -> np.ndarray:
         elif arr.dtype.kind not in "fiub":
             raise TypeError(
                 f"tensor(): cannot make a numeric tensor from {type(data).__name__} data "
-                f"(NumPy saw dtype {arr.dtype}); pass numbers, nested lists of numbers or an ndarray"
+                f"(NumPy saw dtype {arr.dtype}); pass numbers, nested lists of numbers or an "
+                "ndarray"
             )
     return arr
 
@@ -679,7 +680,9 @@ class Tensor:
 
     def t(self):
         if self.data.ndim > 2:
-            raise ValueError(f"t(): expects a tensor of at most 2 dimensions, got shape {self.shape}")
+            raise ValueError(
+                f"t(): expects a tensor of at most 2 dimensions, got shape {self.shape}"
+            )
         return transpose(self, 0, -1) if self.data.ndim == 2 else self
 
     def permute(self, *dims):

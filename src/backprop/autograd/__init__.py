@@ -1,5 +1,7 @@
 """Automatic differentiation: the ``Function`` mechanism, the engine, grad mode, checks."""
 
+# Tensor first, whatever the user imports first: it closes the Tensor <-> ops cycle itself.
+import backprop.tensor  # noqa: F401
 from backprop.autograd.anomaly import detect_anomaly, is_anomaly_enabled
 from backprop.autograd.engine import backward, grad
 from backprop.autograd.function import Context, Function, once_differentiable

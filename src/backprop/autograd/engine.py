@@ -226,7 +226,14 @@ def _call_backward(node, out_grads: list) -> tuple:
             if g is None:  # an unused output: its gradient is zero
                 shape, dtype = node._out_meta[j]
                 out_grads[j] = _wrap(np.zeros(shape, dtype), False, None, 0)
-    result = node._fn.backward(node, *out_grads)
+    if _state.anomaly:
+        _state.backward_node = node
+        try:
+            result = node._fn.backward(node, *out_grads)
+        finally:
+            _state.backward_node = None
+    else:
+        result = node._fn.backward(node, *out_grads)
     if not isinstance(result, tuple):
         result = (result,)
     n_in = len(node._inputs)

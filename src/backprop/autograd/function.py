@@ -2,9 +2,10 @@
 
 A Function subclass defines ``forward(ctx, *args)`` on **NumPy arrays** (unlike PyTorch, whose
 ``forward`` receives Tensors: plain arrays keep a first-order step close to raw NumPy speed) and
-``backward(ctx, *grad_outputs)`` on **Tensors**, written with differentiable ops so that higher-order
-gradients need no extra code. ``Function.apply(*args)`` unwraps Tensors, runs ``forward`` and, when
-grad mode is on and an input requires grad, records the ``Context`` as the outputs' ``grad_fn``.
+``backward(ctx, *grad_outputs)`` on **Tensors**, written with differentiable ops so that
+higher-order gradients need no extra code. ``Function.apply(*args)`` unwraps Tensors, runs
+``forward`` and, when grad mode is on and an input requires grad, records the ``Context`` as the
+outputs' ``grad_fn``.
 
 The ``Context`` object *is* the graph node: it holds the inputs (strongly), what ``forward`` saved,
 ``needs_input_grad`` and any attributes ``forward`` set on it. It never holds its outputs strongly,
@@ -41,7 +42,7 @@ from backprop.errors import ShapeError
 from backprop.tensor import Tensor, _wrap
 
 _registry: dict[str, type[Function]] = {}
-"""Every built-in op (a Function defined in ``backprop.ops``), by class name; tests check coverage."""
+"""Every built-in op (a Function defined in ``backprop.ops``) by class name; tests check it."""
 
 _INPUT, _OUTPUT, _CONST = 0, 1, 2
 
@@ -205,8 +206,9 @@ class Function:
             _check_finite(cls, "forward", out)
         if type(out) is tuple:
             return _wrap_outputs(cls, ctx, args, arrays, out, record)
+        raw = out
         if type(out) is not np.ndarray:
-            out = _as_array(cls, out)
+            out = _as_array(cls, out)  # NumPy returns scalars for 0-d results
         if not record or out.dtype.kind not in "fc":
             return _wrap(out, False, None, 0)
         ctx._fn = cls
@@ -215,12 +217,12 @@ class Function:
             ctx._trace = traceback.extract_stack()[:-2]
         y = _wrap(out, True, ctx, 0)
         if ctx._to_save:
-            ctx._saved = _pack_saved(ctx, args, arrays, (out,), (y,))
+            ctx._saved = _pack_saved(ctx, args, arrays, (out,), (raw,), (y,))
         return y
 
 
-def _wrap_outputs(cls, ctx, args, arrays, outs, record):
-    outs = tuple(o if type(o) is np.ndarray else _as_array(cls, o) for o in outs)
+def _wrap_outputs(cls, ctx, args, arrays, raw_outs, record):
+    outs = tuple(o if type(o) is np.ndarray else _as_array(cls, o) for o in raw_outs)
     non_diff = getattr(ctx, "_non_diff", ())
     if record:
         ctx._fn = cls
@@ -236,7 +238,7 @@ def _wrap_outputs(cls, ctx, args, arrays, outs, record):
         for j, o in enumerate(outs)
     )
     if record and ctx._to_save:
-        ctx._saved = _pack_saved(ctx, args, arrays, outs, tensors)
+        ctx._saved = _pack_saved(ctx, args, arrays, outs, raw_outs, tensors)
     return tensors
 
 
@@ -249,21 +251,23 @@ def _as_array(cls, out) -> np.ndarray:
     return np.asarray(out)
 
 
-def _pack_saved(ctx, args, arrays, outs, out_tensors) -> tuple:
+def _pack_saved(ctx, args, arrays, outs, raw_outs, out_tensors) -> tuple:
     """Record how to hand each saved value back: as an input, an output or a constant."""
     packed = []
-    for obj in ctx._to_save:
+    to_save = ctx._to_save
+    del ctx._to_save  # the raw arrays live on only in the packed entries, which backward frees
+    for obj in to_save:
         entry = None
         if isinstance(obj, Tensor):
             obj = obj.data
-        if type(obj) is np.ndarray:
+        if isinstance(obj, (np.ndarray, np.generic)):
             for i, arr in enumerate(arrays):
                 if arr is obj and isinstance(args[i], Tensor):
                     entry = (_INPUT, i, args[i]._version)
                     break
             else:
-                for j, o in enumerate(outs):
-                    if o is obj:
+                for j, (o, raw) in enumerate(zip(outs, raw_outs)):
+                    if o is obj or raw is obj:
                         t = out_tensors[j]
                         if t.grad_fn is ctx:
                             # a weak reference: the node must not keep its own output alive
@@ -286,6 +290,9 @@ def _check_broadcast(cls, arrays) -> None:
 
 
 def _check_finite(cls, phase: str, values, trace=None) -> None:
+    node = _state.backward_node
+    if node is not None:  # an op run inside a backward rule: blame that rule
+        cls, phase, trace = node._fn, "backward", node._trace
     items = values if isinstance(values, tuple) else (values,)
     for k, v in enumerate(items):
         if v is None:
@@ -307,7 +314,7 @@ class _OnceDifferentiableBackward(Function):
     """Carries a once-differentiable gradient; differentiating it again raises."""
 
     @staticmethod
-    def forward(ctx, value, *grad_outputs, op_name=""):
+    def forward(ctx, value, *sources, op_name=""):
         ctx.op_name = op_name
         return value
 
@@ -328,16 +335,20 @@ def once_differentiable(backward):
 
     @functools.wraps(backward)
     def wrapper(ctx, *grad_outputs):
+        recording = _state.grad_enabled  # True only under create_graph=True
         with no_grad():
             result = backward(ctx, *grad_outputs)
-        if not (_state.grad_enabled and any(g._requires_grad for g in grad_outputs)):
+        if not recording:
             return result
         single = not isinstance(result, tuple)
         items = (result,) if single else result
+        # the gradient depends on the upstream gradients and on the op's inputs: attach it to
+        # both, so a second differentiation reaches the node that raises
+        sources = grad_outputs + tuple(t for t in ctx._inputs if isinstance(t, Tensor))
         items = tuple(
             None
             if g is None
-            else _OnceDifferentiableBackward.apply(g, *grad_outputs, op_name=ctx.name())
+            else _OnceDifferentiableBackward.apply(g, *sources, op_name=ctx.name())
             for g in items
         )
         return items[0] if single else items

@@ -14,6 +14,7 @@ import threading
 class _State(threading.local):
     grad_enabled = True
     anomaly = False  # detect_anomaly(): check every forward and backward for NaN/Inf
+    backward_node = None  # under detect_anomaly(), the node whose backward rule is running
 
 
 _state = _State()

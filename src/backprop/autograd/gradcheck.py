@@ -35,6 +35,9 @@ def _to_float64(inputs) -> list:
 
 
 def _name(fn) -> str:
+    owner = getattr(fn, "__self__", None)
+    if isinstance(owner, type):  # Function.apply of a subclass: name the op
+        return f"{owner.__name__}.{fn.__name__}"
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
 
 
@@ -77,7 +80,9 @@ def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float 
     xs = _to_float64(_as_tuple(inputs))
     checked = [i for i, x in enumerate(xs) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
-        raise ValueError("gradcheck: no input requires grad; set requires_grad=True on at least one")
+        raise ValueError(
+            "gradcheck: no input requires grad; set requires_grad=True on at least one"
+        )
     outs = _as_tuple(fn(*xs))
     if not all(isinstance(o, Tensor) for o in outs):
         raise TypeError(f"gradcheck: {_name(fn)} must return a Tensor or a tuple of Tensors")
@@ -89,7 +94,8 @@ def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float 
         fast_mode = n_in > max_full_size
     try:
         if fast_mode:
-            _check_projections(fn, xs, checked, outs, diff_outs, eps, atol, rtol, n_projections, seed)
+            _check_projections(fn, xs, checked, outs, diff_outs, eps, atol, rtol, n_projections,
+                               seed)
         else:
             _check_full(fn, xs, checked, outs, diff_outs, sizes, n_out, eps, atol, rtol)
     except GradcheckError:
