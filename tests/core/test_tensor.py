@@ -248,3 +248,18 @@ def re_shape(shape):
 
 def test_shape_error_is_a_value_error():
     assert issubclass(bp.ShapeError, ValueError)
+
+
+def test_numpy_float64_scalars_act_as_python_numbers():
+    x = bp.ones(3, requires_grad=True)
+    y = x * np.sqrt(2.0) + np.float64(1.0)
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_integer_inputs_give_float32_results_as_pytorch():
+    assert (bp.arange(4) / 2).dtype == np.float32
+    assert bp.exp(bp.arange(3)).dtype == np.float32
+    assert (bp.arange(4) * 2).dtype == np.int64
+    assert (bp.arange(4) / bp.ones(4, dtype=bp.float64)).dtype == np.float64

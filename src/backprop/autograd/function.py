@@ -156,9 +156,13 @@ class Function:
         broadcasts: True if forward broadcasts its inputs; the engine then reduces each returned
             gradient to its input's shape. For other ops a wrong gradient shape is an error.
         label: the name shown in graphs and errors (the class name by default).
+        sets_dtype: True if forward chooses its output dtype (a cast). Otherwise a float64
+            result from inputs without float64 arrays (integers, Python numbers) is made
+            float32, PyTorch's default.
     """
 
     broadcasts = False
+    sets_dtype = False
     label: str = "Function"
 
     def __init_subclass__(cls, **kwargs) -> None:
@@ -190,7 +194,9 @@ class Function:
                 needs.append(r)
                 any_needs = any_needs or r
             else:
-                arrays.append(a)
+                # NumPy scalars count as Python numbers (PyTorch's weak scalars): under NEP 50 an
+                # np.float64 would silently turn a float32 result into float64
+                arrays.append(a.item() if isinstance(a, np.generic) else a)
                 needs.append(False)
         record = any_needs and state.grad_enabled
         ctx = Context()
@@ -209,6 +215,8 @@ class Function:
         raw = out
         if type(out) is not np.ndarray:
             out = _as_array(cls, out)  # NumPy returns scalars for 0-d results
+        if out.dtype.char == "d" and not cls.sets_dtype and not _has_float64(arrays):
+            out = raw = out.astype(np.float32)  # int inputs give float32, as PyTorch's default
         if not record or out.dtype.kind not in "fc":
             return _wrap(out, False, None, 0)
         ctx._fn = cls
@@ -223,6 +231,8 @@ class Function:
 
 def _wrap_outputs(cls, ctx, args, arrays, raw_outs, record):
     outs = tuple(o if type(o) is np.ndarray else _as_array(cls, o) for o in raw_outs)
+    if any(o.dtype.char == "d" for o in outs) and not cls.sets_dtype and not _has_float64(arrays):
+        raw_outs = outs = tuple(o.astype(np.float32) if o.dtype.char == "d" else o for o in outs)
     non_diff = getattr(ctx, "_non_diff", ())
     if record:
         ctx._fn = cls
@@ -240,6 +250,10 @@ def _wrap_outputs(cls, ctx, args, arrays, raw_outs, record):
     if record and ctx._to_save:
         ctx._saved = _pack_saved(ctx, args, arrays, outs, raw_outs, tensors)
     return tensors
+
+
+def _has_float64(arrays) -> bool:
+    return any(type(a) is np.ndarray and a.dtype.char == "d" for a in arrays)
 
 
 def _as_array(cls, out) -> np.ndarray:

@@ -502,6 +502,7 @@ class ToDtype(Function):
     """y = x cast to a dtype;  ∂y/∂x = 1, cast back to x's dtype (no gradient to integers)."""
 
     label = "ToCopy"
+    sets_dtype = True
 
     @staticmethod
     def forward(ctx, x, dtype=None):
