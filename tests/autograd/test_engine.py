@@ -476,3 +476,10 @@ def test_without_anomaly_mode_nan_passes_silently_like_pytorch():
     with np.errstate(divide="ignore"):
         bp.sqrt(x).sum().backward()
     assert np.isinf(x.grad.data).all()
+
+
+def test_recorded_setitem_with_wrong_value_shape_names_region_shape():
+    y = bp.ones(4, 3, requires_grad=True) * 1
+    expected = r"setitem: cannot assign a value of shape \(2,\).*\(1, 3\)"
+    with pytest.raises(bp.ShapeError, match=expected):
+        y[1:2] = bp.ones(2, requires_grad=True)

@@ -205,7 +205,7 @@ class Function:
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
         except ValueError as e:
-            if cls.broadcasts:
+            if cls.broadcasts and not isinstance(e, ShapeError):  # keep an op's own message
                 _check_broadcast(cls, arrays)
             raise e
         if state.anomaly:

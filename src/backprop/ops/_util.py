@@ -37,12 +37,15 @@ def norm_dims(op: str, dim, ndim: int):
         out.append(d % ndim if ndim else 0)
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: dim {dim} names the same dimension twice")
+    if not ndim:
+        return ()  # a 0-d tensor's dim 0 (or -1) is the tensor itself: nothing to reduce
     return tuple(sorted(out))
 
 
 def norm_dim(op: str, dim, ndim: int) -> int:
-    """A single ``dim`` as a non-negative axis."""
-    return norm_dims(op, int(dim), ndim)[0] if ndim else 0
+    """A single ``dim`` as a non-negative axis (0 for a 0-d tensor, after checking the range)."""
+    dims = norm_dims(op, int(dim), ndim)
+    return dims[0] if dims else 0
 
 
 def keepdim_shape(shape: tuple, dims) -> tuple:

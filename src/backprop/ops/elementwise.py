@@ -94,7 +94,7 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """y = a ** b;  ∂y/∂a = b · a^(b-1), ∂y/∂b = y · ln(a) (taken as 0 where a = 0)."""
+    """y = a ** b;  ∂y/∂a = b · a^(b-1) (0 where a = b = 0), ∂y/∂b = y · ln(a) (0 where a = 0)."""
 
     broadcasts = True
 
@@ -110,7 +110,14 @@ class Pow(Function):
         need_a, need_b = ctx.needs_input_grad
         grad_a = grad_b = None
         if need_a:
-            grad_a = grad_out * b * a ** (b - 1)
+            # at a = b = 0, b·a^(b-1) is 0·∞ = NaN, but y = a⁰ = 1 is constant in a: use the
+            # exponent 0 there, giving 0·1 = 0 with no infinity in the graph at any order
+            if isinstance(b, Tensor):
+                zero = (b.data == 0) & (_raw(a) == 0)
+                e = where(const(zero), 0.0, b - 1) if zero.any() else b - 1
+            else:
+                e = 0 if b == 0 else b - 1
+            grad_a = grad_out * b * a**e
         if need_b:
             if isinstance(a, Tensor):
                 log_a = where(const(a.data == 0), 0.0, log(where(const(a.data == 0), 1.0, a)))

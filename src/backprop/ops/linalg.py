@@ -21,21 +21,7 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        if np.ndim(a) == 0 or np.ndim(b) == 0:
-            raise ShapeError(
-                f"matmul: both operands need at least one dimension, got shapes {np.shape(a)} "
-                f"and {np.shape(b)}; use * to multiply by a scalar"
-            )
-        try:
-            y = np.matmul(a, b)
-        except ValueError:
-            raise ShapeError(
-                f"matmul: shapes {a.shape} and {b.shape} do not fit: the last dimension of the "
-                f"first ({a.shape[-1]}) must equal the "
-                f"{'only' if b.ndim == 1 else 'second-to-last'} dimension of the second "
-                f"({b.shape[0] if b.ndim == 1 else b.shape[-2]}), and batch dimensions must "
-                "broadcast"
-            ) from None
+        y = np.matmul(a, b)
         ctx.save_for_backward(a, b)
         return y
 
@@ -70,7 +56,29 @@ def matmul(input, other) -> Tensor:
         >>> (bp.ones(2, 3) @ bp.ones(3)).shape
         (2,)
     """
-    return MatMul.apply(input, other)
+    try:
+        return MatMul.apply(input, other)
+    except ValueError:
+        # raised here, not in forward: Function.apply would replace a forward's ShapeError with
+        # its generic broadcasting message, which cannot say which dimension is wrong
+        raise _matmul_error(np.shape(_data(input)), np.shape(_data(other))) from None
+
+
+def _matmul_error(a_shape: tuple, b_shape: tuple) -> ShapeError:
+    shapes = f"matmul: shapes {a_shape} and {b_shape}"
+    if not a_shape or not b_shape:
+        return ShapeError(f"{shapes}: both operands need at least one dimension; use * to "
+                          "multiply by a scalar")
+    k_b, where_b = (b_shape[0], "only") if len(b_shape) == 1 else (b_shape[-2], "second-to-last")
+    if a_shape[-1] != k_b:
+        return ShapeError(
+            f"{shapes} do not fit: the last dimension of the first ({a_shape[-1]}) must equal "
+            f"the {where_b} dimension of the second ({k_b})"
+        )
+    return ShapeError(
+        f"{shapes} do not fit: the batch dimensions {a_shape[:-2]} and {b_shape[:-2]} cannot be "
+        "broadcast together (aligned from the right, each must be equal or 1)"
+    )
 
 
 class Einsum(Function):
@@ -137,7 +145,9 @@ def einsum(equation: str, *operands) -> Tensor:
         return Einsum.apply(*operands, spec=spec)
     except ValueError as e:
         shapes = ", ".join(str(tuple(np.shape(_data(o)))) for o in operands)
-        raise ShapeError(f"einsum '{equation}': operands of shapes {shapes} do not fit: {e}") from None
+        raise ShapeError(
+            f"einsum '{equation}': operands of shapes {shapes} do not fit: {e}"
+        ) from None
 
 
 def _data(x):
@@ -152,9 +162,13 @@ def _explicit_spec(equation: str, ndims: list) -> str:
         ins, out = equation, None
     subs = ins.split(",")
     if len(subs) != len(ndims):
-        raise ValueError(f"einsum '{equation}': {len(subs)} operand subscripts for {len(ndims)} operands")
+        raise ValueError(
+            f"einsum '{equation}': {len(subs)} operand subscripts for {len(ndims)} operands"
+        )
     unused = [c for c in string.ascii_letters if c not in equation]
-    n_ell = max((nd - len(s.replace("...", "")) for s, nd in zip(subs, ndims) if "..." in s), default=0)
+    n_ell = max(
+        (nd - len(s.replace("...", "")) for s, nd in zip(subs, ndims) if "..." in s), default=0
+    )
     ell = "".join(unused[:n_ell])
     full = []
     for s, nd in zip(subs, ndims):
@@ -162,7 +176,10 @@ def _explicit_spec(equation: str, ndims: list) -> str:
             k = nd - len(s.replace("...", ""))
             s = s.replace("...", ell[len(ell) - k :] if k else "")
         if len(s) != nd:
-            raise ShapeError(f"einsum '{equation}': subscripts '{s}' do not match an operand with {nd} dimensions")
+            raise ShapeError(
+                f"einsum '{equation}': subscripts '{s}' do not match an operand with {nd} "
+                "dimensions"
+            )
         full.append(s)
     if out is None:
         counts = {}

@@ -151,7 +151,8 @@ class Cumsum(Function):
     @staticmethod
     def forward(ctx, x, dim=0):
         ctx.dim = dim
-        return np.cumsum(x, axis=dim)
+        y = np.cumsum(x, axis=dim)
+        return y.reshape(()) if x.ndim == 0 else y  # NumPy returns shape (1,) for a 0-d input
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -200,8 +201,10 @@ def var(input, dim=None, keepdim: bool = False, *, correction=1, unbiased=None, 
 
 
 def std(input, dim=None, keepdim: bool = False, *, correction=1, unbiased=None, axis=None):
-    """Standard deviation: the square root of ``var`` (same arguments)."""
-    return sqrt(var(input, dim, keepdim, correction=correction, unbiased=unbiased, axis=axis))
+    """Standard deviation: the square root of ``var`` (same arguments). Where all values are
+    equal the gradient is 0, as in PyTorch."""
+    v = var(input, dim, keepdim, correction=correction, unbiased=unbiased, axis=axis)
+    return _zero_grad_at_zero(sqrt, v)
 
 
 def prod(input, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
@@ -213,12 +216,14 @@ def prod(input, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
 
 
 def norm(input, p=2, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
-    """Vector p-norm over ``dim`` (None: all elements); p may be a number, ``inf`` or ``'fro'``."""
+    """Vector p-norm over ``dim`` (None: all elements); p may be a number, ``inf`` or ``'fro'``.
+
+    The gradient of an all-zero slice is 0, as in PyTorch."""
     dim = resolve_dim("norm", dim, axis)
     if p == "fro":
         p = 2
     if p == 2:
-        return sqrt(sum(input * input, dim, keepdim))
+        return _zero_grad_at_zero(sqrt, sum(input * input, dim, keepdim))
     if p == 1:
         return sum(abs(input), dim, keepdim)
     if p == math.inf:
@@ -227,20 +232,30 @@ def norm(input, p=2, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
         return amin(abs(input), dim, keepdim)
     if isinstance(p, str) or p <= 0:
         raise ValueError(f"norm: p must be a positive number, inf, -inf or 'fro', got {p!r}")
-    return sum(abs(input) ** p, dim, keepdim) ** (1 / p)
+    return _zero_grad_at_zero(lambda s: s ** (1 / p), sum(abs(input) ** p, dim, keepdim))
+
+
+def _zero_grad_at_zero(root, v: Tensor) -> Tensor:
+    """``root(v)`` for a root with root(0) = 0 and an infinite slope there (√ in norm and std):
+    where v = 0 the gradient is taken as 0 (PyTorch's subgradient), not ∞·0 = NaN. The root
+    sees 1 there instead of 0, so no infinity enters the graph, at any order."""
+    zero = v.data == 0
+    if not zero.any():
+        return root(v)
+    return where(const(zero), 0.0, root(where(const(zero), 1.0, v)))
 
 
 def amax(input, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
     """Maximum over ``dim`` (None: all); the gradient is split evenly among tied maxima."""
     dims = norm_dims("amax", resolve_dim("amax", dim, axis), input.ndim)
-    _check_nonempty("amax", input, dims)
+    _check_nonempty("amax", input)
     return AMax.apply(input, dims=dims, keepdim=keepdim)
 
 
 def amin(input, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
     """Minimum over ``dim`` (None: all); the gradient is split evenly among tied minima."""
     dims = norm_dims("amin", resolve_dim("amin", dim, axis), input.ndim)
-    _check_nonempty("amin", input, dims)
+    _check_nonempty("amin", input)
     return AMin.apply(input, dims=dims, keepdim=keepdim)
 
 
@@ -271,7 +286,9 @@ def min(input, dim=None, keepdim: bool = False, *, axis=None):
 
 def _max_dim(op, input, dim, keepdim, largest):
     d = norm_dim(op, dim, input.ndim)
-    _check_nonempty(op, input, (d,))
+    if input.ndim == 0:  # as PyTorch: the value itself and index 0, both 0-d
+        input, keepdim = reshape(input, (1,)), False
+    _check_nonempty(op, input)
     values, indices = MaxDim.apply(input, dim=d, keepdim=keepdim, largest=largest)
     return _ValuesIndices(values, indices)
 
@@ -309,7 +326,7 @@ def _arg(op, fn, input, dim, keepdim):
             out = np.reshape(out, (1,) * data.ndim)
     else:
         d = norm_dim(op, dim, data.ndim)
-        _check_nonempty(op, input, (d,))
+        _check_nonempty(op, input)
         out = fn(data, axis=d, keepdims=keepdim)
     return _wrap(np.asarray(out, dtype=np.int64), False, None, 0)
 
@@ -332,11 +349,11 @@ def _count(shape, dims) -> int:
     return math.prod(shape) if dims is None else math.prod(shape[d] for d in dims)
 
 
-def _check_nonempty(op, input, dims):
-    shape = input.shape
-    if input.data.size == 0 or (dims is not None and builtins.any(shape[d] == 0 for d in dims)):
-        raise ValueError(f"{op}: cannot reduce over an empty dimension (input shape {shape})")
+def _check_nonempty(op, input):
+    # any empty dimension (reduced or not) leaves no element to pick: reject them all
+    if input.data.size == 0:
+        raise ValueError(f"{op}: cannot reduce over an empty dimension (input shape {input.shape})")
 
 
-from backprop.ops.elementwise import abs, exp, maximum, minimum, sqrt  # noqa: E402
+from backprop.ops.elementwise import abs, exp, maximum, minimum, sqrt, where  # noqa: E402
 from backprop.ops.shape import broadcast_to, reshape, scatter_add, unsqueeze  # noqa: E402

@@ -384,7 +384,9 @@ def expand(input, *sizes) -> Tensor:
     lead = len(sizes) - input.ndim
     if lead < 0:
         raise ShapeError(f"expand: cannot expand shape {input.shape} to fewer dimensions {sizes}")
-    shape = tuple(input.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
+    shape = tuple(
+        input.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes)
+    )
     return broadcast_to(input, shape)
 
 
@@ -499,7 +501,9 @@ def stack(tensors, dim: int = 0) -> Tensor:
         raise ValueError("stack: expected a non-empty sequence of tensors")
     shapes = [tuple(t.shape) for t in tensors]
     if builtins.any(s != shapes[0] for s in shapes):
-        raise ShapeError(f"stack: all tensors must have the same shape, got {', '.join(map(str, shapes))}")
+        raise ShapeError(
+            f"stack: all tensors must have the same shape, got {', '.join(map(str, shapes))}"
+        )
     return cat([unsqueeze(t, dim) for t in tensors], dim)
 
 
@@ -515,7 +519,9 @@ def split(input, split_size_or_sections, dim: int = 0) -> tuple:
     else:
         sizes = [int(s) for s in split_size_or_sections]
         if builtins.sum(sizes) != n:
-            raise ShapeError(f"split: sections {sizes} sum to {builtins.sum(sizes)}, but dim {dim} has size {n}")
+            raise ShapeError(
+                f"split: sections {sizes} sum to {builtins.sum(sizes)}, but dim {dim} has size {n}"
+            )
     lead = (slice(None),) * d
     out, start = [], 0
     for s in sizes:

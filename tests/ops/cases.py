@@ -1,0 +1,591 @@
+"""The op test table: one ``OpCase`` per (op, shape) case, read by ``test_ops.py``.
+
+Every case names a callable on backprop tensors, its inputs (shapes drawn from a domain, or
+generators for indices, masks and ties), a NumPy reference for the forward values, whether
+second derivatives are checked, the gradcheck tolerances and the torch callable to compare with
+(by default the same lambda: operators and methods have the same names in both libraries).
+Float inputs are differentiated; integer and bool inputs (indices, masks) are passed through.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+import backprop as bp
+
+
+class _Lazy:
+    """A module imported on first attribute access: torch is only needed by the torch test."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        return getattr(importlib.import_module(self._name), attr)
+
+
+torch = _Lazy("torch")
+F = _Lazy("torch.nn.functional")
+
+SAME = "same"
+"""``torch_fn`` default: run the case's own ``fn`` on torch tensors."""
+
+InputSpec = tuple | Callable[[np.random.Generator], np.ndarray]
+
+
+@dataclass(frozen=True)
+class OpCase:
+    """One row of the table.
+
+    Attributes:
+        name: the pytest id (unique).
+        fn: the op under test, called as ``fn(*inputs)`` on backprop tensors; returns a Tensor or
+            a tuple of Tensors.
+        shapes: one entry per input: a shape (float64 values drawn uniformly from [low, high],
+            at least ``margin`` away from every point in ``avoid``) or a generator
+            ``rng -> ndarray`` (index arrays, masks, values with ties).
+        ref: the NumPy reference, called on the float64 input arrays.
+        make: a generator ``rng -> [arrays]`` for inputs that must be drawn together (ties
+            between two inputs); overrides ``shapes``, which then only document the shapes.
+        double_backward: whether gradgradcheck applies (False for piecewise-constant gradients
+            evaluated at a tie, and for once-differentiable paths).
+        differentiable: False for forward-only ops (argmax, one_hot).
+        out_dtype: the dtype of float outputs when it does not follow the input (casts).
+        torch_fn: the same computation on torch tensors; ``SAME`` reuses ``fn``; None: no torch
+            counterpart.
+    """
+
+    name: str
+    fn: Callable
+    shapes: tuple[InputSpec, ...]
+    ref: Callable
+    low: float = -2.0
+    high: float = 2.0
+    avoid: tuple = ()
+    margin: float = 0.1
+    make: Callable | None = None
+    double_backward: bool = True
+    differentiable: bool = True
+    out_dtype: type | None = None
+    eps: float = 1e-6
+    atol: float = 1e-5
+    rtol: float = 1e-3
+    fwd_atol: float = 1e-12
+    fwd_rtol: float = 1e-10
+    torch_fn: Callable | str | None = SAME
+
+    def make_inputs(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """The input arrays (floats as float64) for one run, drawn from ``rng``."""
+        if self.make is not None:
+            arrays = [np.asarray(a) for a in self.make(rng)]
+        else:
+            arrays = [
+                spec(rng) if callable(spec)
+                else _draw(rng, spec, self.low, self.high, self.avoid, self.margin)
+                for spec in self.shapes
+            ]
+        for spec, a in zip(self.shapes, arrays, strict=True):
+            if not callable(spec) and a.shape != tuple(spec):
+                raise AssertionError(f"{self.name}: an input has shape {a.shape}, not {spec}")
+        return [a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays]
+
+    def torch_callable(self) -> Callable | None:
+        return self.fn if self.torch_fn == SAME else self.torch_fn
+
+
+def _draw(rng, shape, low, high, avoid=(), margin=0.1) -> np.ndarray:
+    x = rng.uniform(low, high, shape)
+    for _ in range(100):
+        bad = np.zeros(x.shape, dtype=bool)
+        for p in avoid:
+            bad |= np.abs(x - p) < margin
+        if not bad.any():
+            return x
+        x[bad] = rng.uniform(low, high, int(bad.sum()))
+    raise AssertionError(f"could not draw values in [{low}, {high}] away from {avoid}")
+
+
+def uniform(shape, low, high, avoid=(), margin=0.1):
+    """An input drawn from its own domain (e.g. a divisor kept away from zero)."""
+    return lambda rng: _draw(rng, shape, low, high, avoid, margin)
+
+
+def fixed(values, dtype=None):
+    """An input with given values: index arrays with repeats, data with exact ties."""
+    arr = np.array(values, dtype=dtype)
+    return lambda rng: arr.copy()
+
+
+def mask(shape):
+    """A random bool mask with at least one True and one False."""
+
+    def make(rng):
+        m = rng.random(shape) < 0.5
+        m.flat[0], m.flat[-1] = True, False
+        return m
+
+    return make
+
+
+def tied_pair(shape):
+    """Two float inputs equal at about half the positions (always at the first)."""
+
+    def make(rng):
+        a, b = rng.uniform(-2, 2, shape), rng.uniform(-2, 2, shape)
+        tie = rng.random(shape) < 0.5
+        tie.flat[0] = True
+        b[tie] = a[tie]
+        return [a, b]
+
+    return make
+
+
+_erf_ref = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _scatter_add_ref(x, dim, index, src):
+    out = x.copy()
+    for pos in np.ndindex(index.shape):
+        target = list(pos)
+        target[dim] = index[pos]
+        out[tuple(target)] += src[pos]
+    return out
+
+
+def _index_add_ref(x, index, src, alpha=1):
+    out = x.copy()
+    for i, k in enumerate(index):
+        out[k] += alpha * src[i]
+    return out
+
+
+def _gather_ref(x, dim, index):
+    out = np.empty(index.shape)
+    for pos in np.ndindex(index.shape):
+        source = list(pos)
+        source[dim] = index[pos]
+        out[pos] = x[tuple(source)]
+    return out
+
+
+def _softmax_ref(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _setitem_ref(index):
+    def ref(x, v):
+        y = x.copy()
+        y[index] = v
+        return y
+
+    return ref
+
+
+def _set_slice(x, v):
+    y = x * 1
+    y[1:3] = v
+    return y
+
+
+def _set_point(x, v):
+    y = x * 1
+    y[1, 2] = v
+    return y
+
+
+def _set_rows(x, v, idx):
+    y = x * 1
+    y[idx] = v
+    return y
+
+
+def _set_masked(x, m):
+    y = x * 1
+    y[m] = 0.0
+    return y
+
+
+# --- elementwise: each unary op on a size-1 axis and on a 0-d tensor ---
+
+
+def unary(name, fn, ref, torch_fn=SAME, **kw) -> list[OpCase]:
+    return [
+        OpCase(name, fn, ((2, 1, 3),), ref, torch_fn=torch_fn, **kw),
+        OpCase(name + "_0d", fn, ((),), ref, torch_fn=torch_fn, **kw),
+    ]
+
+
+UNARY = [
+    *unary("neg", lambda x: -x, np.negative),
+    *unary("exp", lambda x: x.exp(), np.exp),
+    *unary("log", lambda x: x.log(), np.log, low=0.1, high=3.0),
+    *unary("log1p", lambda x: x.log1p(), np.log1p, low=-0.5, high=2.0),
+    *unary("sqrt", lambda x: x.sqrt(), np.sqrt, low=0.1, high=3.0),
+    *unary("abs", lambda x: x.abs(), np.abs, avoid=(0.0,)),
+    *unary("sin", lambda x: x.sin(), np.sin, low=-3.0, high=3.0),
+    *unary("cos", lambda x: x.cos(), np.cos, low=-3.0, high=3.0),
+    *unary("tanh", lambda x: x.tanh(), np.tanh, low=-3.0, high=3.0),
+    *unary("sigmoid", lambda x: x.sigmoid(), lambda x: 1 / (1 + np.exp(-x)), low=-4, high=4),
+    *unary("erf", bp.erf, _erf_ref, lambda x: torch.erf(x), low=-3.0, high=3.0),
+    *unary("relu", lambda x: x.relu(), lambda x: np.maximum(x, 0), avoid=(0.0,)),
+    *unary("leaky_relu", lambda x: bp.leaky_relu(x, 0.2), lambda x: np.where(x > 0, x, 0.2 * x),
+           lambda x: F.leaky_relu(x, 0.2), avoid=(0.0,)),
+    *unary("elu", bp.elu, lambda x: np.where(x > 0, x, np.expm1(x)), lambda x: F.elu(x),
+           avoid=(0.0,)),
+    *unary("elu_alpha", lambda x: bp.elu(x, 0.5), lambda x: np.where(x > 0, x, 0.5 * np.expm1(x)),
+           lambda x: F.elu(x, 0.5), avoid=(0.0,)),
+    *unary("gelu", bp.gelu, lambda x: x * 0.5 * (1 + _erf_ref(x / math.sqrt(2))),
+           lambda x: F.gelu(x), low=-3.0, high=3.0),
+    *unary("gelu_tanh", lambda x: bp.gelu(x, approximate="tanh"),
+           lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
+           lambda x: F.gelu(x, approximate="tanh"), low=-3.0, high=3.0),
+    *unary("softplus", bp.softplus, lambda x: np.log1p(np.exp(x)), lambda x: F.softplus(x),
+           low=-3.0, high=3.0),
+    # beta=2, threshold=3: the linear branch (x > 1.5) and the jump there are both exercised
+    *unary("softplus_beta_threshold", lambda x: bp.softplus(x, beta=2.0, threshold=3.0),
+           lambda x: np.where(2 * x > 3, x, np.log1p(np.exp(2 * x)) / 2),
+           lambda x: F.softplus(x, beta=2.0, threshold=3.0), low=-3.0, high=3.0, avoid=(1.5,)),
+    *unary("clamp", lambda x: x.clamp(-0.5, 0.5), lambda x: np.clip(x, -0.5, 0.5),
+           avoid=(-0.5, 0.5)),
+    *unary("clamp_min", lambda x: x.clamp(min=0.0), lambda x: np.maximum(x, 0.0), avoid=(0.0,)),
+    *unary("clamp_max", lambda x: x.clamp(max=0.3), lambda x: np.minimum(x, 0.3), avoid=(0.3,)),
+    *unary("clone", lambda x: x.clone(), np.copy),
+    *unary("mul_scalar", lambda x: x * 2.5, lambda x: x * 2.5),
+    *unary("rmul_scalar", lambda x: 2.5 * x, lambda x: 2.5 * x),
+    *unary("radd_scalar", lambda x: 1.5 + x, lambda x: 1.5 + x),
+    *unary("rsub_scalar", lambda x: 1.5 - x, lambda x: 1.5 - x),
+    *unary("rdiv_scalar", lambda x: 1.5 / x, lambda x: 1.5 / x, low=0.5, high=2.0),
+    *unary("pow_int", lambda x: x**3, lambda x: x**3),
+    *unary("pow_negative", lambda x: x**-1.5, lambda x: x**-1.5, low=0.5, high=2.0),
+    *unary("pow_half", lambda x: x**0.5, np.sqrt, low=0.1, high=3.0),
+    *unary("rpow_scalar", lambda x: 2.0**x, lambda x: 2.0**x),
+    # a⁰ = 1 is constant, so its gradient is 0 even at a = 0 (not 0·∞)
+    OpCase("pow_zero_exponent", lambda x: x**0, (fixed([[0.0, 1.5, -2.0]]),), np.ones_like),
+]
+
+
+# --- elementwise binary: same shape, a broadcasting pair, a 0-d operand ---
+
+_EXPONENTS = np.array([0.0, 2.0, 0.0, 1.5])
+
+
+def binary(name, fn, ref, torch_fn=SAME, a=None, b=None, **kw) -> list[OpCase]:
+    def spec(shape, dom):
+        return shape if dom is None else uniform(shape, *dom)
+
+    variants = [("", (2, 3), (2, 3)), ("_broadcast", (2, 1, 3), (4, 1)), ("_0d", (), (2, 3))]
+    return [
+        OpCase(name + suffix, fn, (spec(sa, a), spec(sb, b)), ref, torch_fn=torch_fn, **kw)
+        for suffix, sa, sb in variants
+    ]
+
+
+BINARY = [
+    *binary("add", lambda a, b: a + b, np.add),
+    *binary("sub", lambda a, b: a - b, np.subtract),
+    *binary("mul", lambda a, b: a * b, np.multiply),
+    *binary("div", lambda a, b: a / b, np.divide, b=(0.5, 2.0)),
+    *binary("pow_tensor", lambda a, b: a**b, np.power, a=(0.5, 2.0)),
+    *binary("maximum", lambda a, b: a.maximum(b), np.maximum),
+    *binary("minimum", lambda a, b: a.minimum(b), np.minimum),
+    OpCase("pow_tensor_zero_exponent", lambda a: a ** bp.tensor(_EXPONENTS, dtype=a.dtype),
+           (fixed([0.0, 0.0, 1.5, 2.0]),), lambda a: a**_EXPONENTS,
+           torch_fn=lambda a: a ** torch.tensor(_EXPONENTS, dtype=a.dtype)),
+    OpCase("pow_tensor_exponent_zeros", lambda a, b: a**b,
+           (uniform((4,), 0.5, 2.0), fixed([0.0, 1.0, 0.0, 2.0])), np.power),
+    OpCase("add_alpha", lambda a, b: bp.add(a, b, alpha=2), ((2, 3), (3,)),
+           lambda a, b: a + 2 * b, torch_fn=lambda a, b: torch.add(a, b, alpha=2)),
+    OpCase("sub_alpha", lambda a, b: bp.sub(a, b, alpha=0.5), ((2, 3), (3,)),
+           lambda a, b: a - 0.5 * b, torch_fn=lambda a, b: torch.sub(a, b, alpha=0.5)),
+    # at a tie each side gets half the gradient, which is also the central difference
+    OpCase("maximum_ties", lambda a, b: a.maximum(b), ((3, 4), (3, 4)), np.maximum,
+           make=tied_pair((3, 4)), double_backward=False),
+    OpCase("minimum_ties", lambda a, b: a.minimum(b), ((3, 4), (3, 4)), np.minimum,
+           make=tied_pair((3, 4)), double_backward=False),
+    OpCase("clamp_tensor_bounds", lambda x, lo, hi: bp.clamp(x, lo, hi),
+           ((3, 4), uniform((3, 4), -1.5, -0.3), uniform((4,), 0.3, 1.5)),
+           lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
+           torch_fn=lambda x, lo, hi: torch.clamp(x, lo, hi)),
+    OpCase("where", bp.where, (mask((3, 4)), (3, 4), (1, 4)), np.where,
+           torch_fn=lambda c, a, b: torch.where(c, a, b)),
+    OpCase("where_0d", bp.where, (mask((2, 3)), (), (2, 3)), np.where,
+           torch_fn=lambda c, a, b: torch.where(c, a, b)),
+    OpCase("masked_fill", lambda x, m: x.masked_fill(m, 0.5), ((3, 4), mask((1, 4))),
+           lambda x, m: np.where(m, 0.5, x)),
+]
+
+
+# --- reductions ---
+
+_TIED_MAX = [[1.0, 3.0, 3.0, 0.5], [2.0, -1.0, 2.0, 0.0], [4.0, 4.0, -1.0, -2.0]]
+
+REDUCTIONS = [
+    OpCase("sum_all", lambda x: x.sum(), ((3, 4),), np.sum),
+    OpCase("sum_dim", lambda x: x.sum(1), ((3, 4),), lambda x: x.sum(1)),
+    OpCase("sum_dims_keepdim", lambda x: x.sum((0, 2), keepdim=True), ((2, 3, 2),),
+           lambda x: x.sum((0, 2), keepdims=True)),
+    OpCase("sum_size1_axis", lambda x: x.sum(1), ((3, 1),), lambda x: x.sum(1)),
+    OpCase("sum_0d", lambda x: x.sum(), ((),), np.sum),
+    OpCase("sum_0d_dim", lambda x: x.sum(0), ((),), np.sum),
+    OpCase("mean_all", lambda x: x.mean(), ((3, 4),), np.mean),
+    OpCase("mean_dims", lambda x: x.mean((0, 2)), ((2, 3, 2),), lambda x: x.mean((0, 2))),
+    OpCase("mean_keepdim", lambda x: x.mean(-1, keepdim=True), ((3, 4),),
+           lambda x: x.mean(-1, keepdims=True)),
+    OpCase("mean_size1_axis", lambda x: x.mean(1), ((3, 1),), lambda x: x.mean(1)),
+    OpCase("mean_0d", lambda x: x.mean(), ((),), np.mean),
+    OpCase("var_all", lambda x: x.var(), ((3, 4),), lambda x: np.var(x, ddof=1)),
+    OpCase("var_dim", lambda x: x.var(1), ((3, 4),), lambda x: np.var(x, 1, ddof=1)),
+    OpCase("var_correction0_keepdim", lambda x: x.var(0, keepdim=True, correction=0), ((3, 4),),
+           lambda x: np.var(x, 0, keepdims=True)),
+    OpCase("var_0d_correction0", lambda x: x.var(correction=0), ((),), np.var),
+    OpCase("std_all", lambda x: x.std(), ((3, 4),), lambda x: np.std(x, ddof=1)),
+    # all values equal: std is not differentiable there; PyTorch (and we) take the gradient 0
+    OpCase("std_constant_row", lambda x: x.std(1), ((3, 4),), lambda x: np.std(x, 1, ddof=1),
+           make=lambda rng: [np.vstack([np.full(4, 0.7), rng.uniform(-2, 2, (2, 4))])],
+           double_backward=False),
+    OpCase("std_dim_keepdim", lambda x: x.std(1, keepdim=True), ((3, 4),),
+           lambda x: np.std(x, 1, ddof=1, keepdims=True)),
+    OpCase("prod_all", lambda x: x.prod(), ((2, 3),), np.prod, avoid=(0.0,), margin=0.3),
+    OpCase("prod_dim", lambda x: x.prod(1), ((3, 4),), lambda x: x.prod(1), avoid=(0.0,),
+           margin=0.3),
+    OpCase("prod_dim_keepdim", lambda x: x.prod(0, keepdim=True), ((3, 1),),
+           lambda x: x.prod(0, keepdims=True), avoid=(0.0,), margin=0.3),
+    OpCase("prod_0d", lambda x: x.prod(), ((),), np.prod),
+    # with zeros y/x is undefined: the gradient is the product of the other elements, formed
+    # from constants (first order only)
+    OpCase("prod_one_zero", lambda x: x.prod(), ((2, 3),), np.prod,
+           make=lambda rng: [np.where(np.arange(6).reshape(2, 3) == 4, 0.0,
+                                      rng.uniform(0.5, 2.0, (2, 3)))],
+           double_backward=False),
+    OpCase("prod_zeros_dim", lambda x: x.prod(1), ((3, 4),), lambda x: x.prod(1),
+           make=lambda rng: [rng.uniform(0.5, 2.0, (3, 4)) * np.array(
+               [[1, 0, 1, 1], [0, 1, 0, 1], [1, 1, 1, 1]])],
+           double_backward=False),
+    OpCase("norm_2_all", lambda x: x.norm(), ((3, 4),), lambda x: np.sqrt(np.sum(x * x))),
+    OpCase("norm_1_dim", lambda x: x.norm(1, 1), ((3, 4),), lambda x: np.abs(x).sum(1),
+           avoid=(0.0,)),
+    OpCase("norm_inf_dim", lambda x: x.norm(math.inf, 0), ((3, 4),),
+           lambda x: np.abs(x).max(0), avoid=(0.0,)),
+    OpCase("norm_2_dim_keepdim", lambda x: x.norm(2, 1, True), ((3, 4),),
+           lambda x: np.sqrt((x * x).sum(1, keepdims=True))),
+    # an all-zero slice: the gradient is taken as 0 (PyTorch's subgradient), not NaN
+    OpCase("norm_2_zero_row", lambda x: x.norm(2, 1), ((3, 4),),
+           lambda x: np.sqrt((x * x).sum(1)),
+           make=lambda rng: [np.vstack([np.zeros(4), rng.uniform(-2, 2, (2, 4))])],
+           double_backward=False),
+    OpCase("norm_3_zero_all", lambda x: x.norm(3), ((2, 3),), lambda x: np.zeros(()),
+           make=lambda rng: [np.zeros((2, 3))], double_backward=False),
+    OpCase("norm_3_dim", lambda x: x.norm(3, 1), ((3, 4),),
+           lambda x: (np.abs(x) ** 3).sum(1) ** (1 / 3), avoid=(0.0,)),
+    OpCase("max_all", lambda x: x.max(), ((3, 4),), np.max),
+    OpCase("min_all", lambda x: x.min(), ((3, 4),), np.min),
+    OpCase("max_all_ties", lambda x: x.max(), (fixed([[1.0, 3.0], [3.0, 0.0]]),), np.max,
+           double_backward=False),
+    OpCase("max_dim", lambda x: x.max(1), ((3, 4),),
+           lambda x: (x.max(1), x.argmax(1).astype(np.int64))),
+    OpCase("max_dim_keepdim", lambda x: x.max(0, keepdim=True), ((3, 4),),
+           lambda x: (x.max(0, keepdims=True), x.argmax(0, keepdims=True).astype(np.int64))),
+    OpCase("min_dim", lambda x: x.min(1), ((3, 4),),
+           lambda x: (x.min(1), x.argmin(1).astype(np.int64))),
+    OpCase("max_dim_size1_axis", lambda x: x.max(1), ((3, 1),),
+           lambda x: (x.max(1), x.argmax(1).astype(np.int64))),
+    OpCase("max_dim_0d", lambda x: x.max(0), ((),),
+           lambda x: (x, np.array(0, dtype=np.int64))),
+    OpCase("amax_dim", lambda x: x.amax(1), ((3, 4),), lambda x: x.max(1)),
+    OpCase("amin_dims", lambda x: x.amin((0, 2)), ((2, 3, 2),), lambda x: x.min((0, 2))),
+    OpCase("amax_keepdim", lambda x: x.amax(0, keepdim=True), ((3, 4),),
+           lambda x: x.max(0, keepdims=True)),
+    OpCase("amax_0d", lambda x: x.amax(), ((),), np.max),
+    # exactly two tied extremes per row: the even split equals the central difference
+    OpCase("amax_ties", lambda x: x.amax(1), (fixed(_TIED_MAX),), lambda x: x.max(1),
+           double_backward=False),
+    OpCase("amin_ties", lambda x: x.amin(1), (fixed(np.negative(_TIED_MAX)),),
+           lambda x: x.min(1), double_backward=False),
+    OpCase("argmax_dim", lambda x: x.argmax(1), ((3, 4),),
+           lambda x: x.argmax(1).astype(np.int64), differentiable=False),
+    OpCase("argmax_all", lambda x: x.argmax(), ((3, 4),),
+           lambda x: np.int64(x.argmax()), differentiable=False),
+    OpCase("argmin_keepdim", lambda x: x.argmin(0, keepdim=True), ((3, 4),),
+           lambda x: x.argmin(0, keepdims=True).astype(np.int64), differentiable=False),
+    OpCase("logsumexp_dim", lambda x: x.logsumexp(1), ((3, 4),),
+           lambda x: np.log(np.exp(x).sum(1))),
+    OpCase("logsumexp_all", lambda x: x.logsumexp(), ((3, 4),), lambda x: np.log(np.exp(x).sum()),
+           torch_fn=lambda x: torch.logsumexp(x, dim=(0, 1))),
+    OpCase("logsumexp_keepdim", lambda x: x.logsumexp(0, keepdim=True), ((3, 1),),
+           lambda x: np.log(np.exp(x).sum(0, keepdims=True))),
+    OpCase("logsumexp_0d", lambda x: x.logsumexp(), ((),), lambda x: x,
+           torch_fn=lambda x: torch.logsumexp(x, dim=())),
+    OpCase("softmax", lambda x: x.softmax(1), ((3, 4),), lambda x: _softmax_ref(x, 1)),
+    OpCase("softmax_dim0", lambda x: x.softmax(0), ((2, 3, 2),), lambda x: _softmax_ref(x, 0)),
+    OpCase("softmax_size1_axis", lambda x: x.softmax(1), ((3, 1),), lambda x: _softmax_ref(x, 1)),
+    OpCase("softmax_0d", lambda x: x.softmax(0), ((),), lambda x: np.ones_like(x)),
+    OpCase("log_softmax", lambda x: x.log_softmax(-1), ((3, 4),),
+           lambda x: np.log(_softmax_ref(x, -1))),
+    OpCase("log_softmax_dim1", lambda x: x.log_softmax(1), ((2, 3, 2),),
+           lambda x: np.log(_softmax_ref(x, 1))),
+    OpCase("cumsum", lambda x: x.cumsum(1), ((3, 4),), lambda x: np.cumsum(x, 1)),
+    OpCase("cumsum_last", lambda x: x.cumsum(-1), ((2, 3, 2),), lambda x: np.cumsum(x, -1)),
+    OpCase("cumsum_size1_axis", lambda x: x.cumsum(1), ((3, 1),), lambda x: np.cumsum(x, 1)),
+    OpCase("cumsum_0d", lambda x: x.cumsum(0), ((),), lambda x: x.copy()),
+]
+
+
+# --- matrix products ---
+
+
+def _einsum(name, spec, *shapes) -> OpCase:
+    return OpCase(name, lambda *xs: bp.einsum(spec, *xs), shapes,
+                  lambda *xs: np.einsum(spec, *xs),
+                  torch_fn=lambda *xs: torch.einsum(spec, *xs))
+
+
+LINALG = [
+    OpCase("matmul_2d", lambda a, b: a @ b, ((2, 3), (3, 4)), np.matmul),
+    OpCase("matmul_batched_broadcast", lambda a, b: a @ b, ((2, 1, 2, 3), (3, 3, 2)), np.matmul),
+    OpCase("matmul_size1_dims", lambda a, b: a @ b, ((1, 3), (3, 1)), np.matmul),
+    OpCase("matmul_1d_2d", lambda a, b: a @ b, ((3,), (3, 4)), np.matmul),
+    OpCase("matmul_2d_1d", lambda a, b: a @ b, ((2, 3), (3,)), np.matmul),
+    OpCase("matmul_1d_1d", lambda a, b: a @ b, ((4,), (4,)), np.matmul),
+    OpCase("matmul_1d_batched", lambda a, b: a @ b, ((3,), (2, 3, 2)), np.matmul),
+    OpCase("matmul_batched_1d", lambda a, b: a @ b, ((2, 2, 3), (3,)), np.matmul),
+    OpCase("matmul_function", bp.matmul, ((2, 3), (3, 2)), np.matmul,
+           torch_fn=lambda a, b: torch.matmul(a, b)),
+    _einsum("einsum_matmul", "ij,jk->ik", (2, 3), (3, 4)),
+    _einsum("einsum_trace", "ii->", (3, 3)),
+    _einsum("einsum_sum", "ij->", (2, 3)),
+    _einsum("einsum_transpose", "ij->ji", (2, 3)),
+    _einsum("einsum_batched", "bij,bjk->bik", (2, 2, 3), (2, 3, 2)),
+    _einsum("einsum_ellipsis", "...ij,...jk->...ik", (2, 2, 3), (3, 2)),
+    _einsum("einsum_implicit", "ij,jk", (2, 3), (3, 4)),
+    _einsum("einsum_outer", "i,j->ij", (3,), (4,)),
+    _einsum("einsum_diagonal", "ii->i", (3, 3)),
+    _einsum("einsum_partial_sum", "bij->j", (2, 3, 2)),
+    _einsum("einsum_three_operands", "ij,jk,k->i", (2, 3), (3, 2), (2,)),
+]
+
+
+# --- shape and indexing ---
+
+_GATHER_INDEX = [[0, 0], [3, 1], [2, 2]]  # repeats within rows: the gradient must accumulate
+
+SHAPE = [
+    OpCase("reshape", lambda x: x.reshape(3, -1), ((2, 6),), lambda x: x.reshape(3, -1)),
+    OpCase("view_flat", lambda x: x.view(-1), ((2, 3, 2),), lambda x: x.reshape(-1)),
+    OpCase("reshape_0d", lambda x: x.reshape(1, 1), ((),), lambda x: x.reshape(1, 1)),
+    OpCase("reshape_function", lambda x: bp.reshape(x, (4, 3)), ((3, 4),),
+           lambda x: x.reshape(4, 3), torch_fn=lambda x: torch.reshape(x, (4, 3))),
+    OpCase("transpose", lambda x: x.transpose(0, 2), ((2, 3, 2),),
+           lambda x: x.transpose(2, 1, 0)),
+    OpCase("transpose_mT", lambda x: x.mT, ((2, 3, 2),), lambda x: x.swapaxes(-1, -2)),
+    OpCase("permute", lambda x: x.permute(2, 0, 1), ((2, 3, 4),),
+           lambda x: x.transpose(2, 0, 1)),
+    OpCase("squeeze_dim", lambda x: x.squeeze(1), ((2, 1, 3),), lambda x: x.squeeze(1)),
+    OpCase("squeeze_all", lambda x: x.squeeze(), ((1, 3, 1),), np.squeeze),
+    OpCase("squeeze_dims", lambda x: x.squeeze((0, 2)), ((1, 3, 1, 2),),
+           lambda x: x.squeeze((0, 2))),
+    OpCase("unsqueeze", lambda x: x.unsqueeze(0), ((2, 3),), lambda x: x[None]),
+    OpCase("unsqueeze_last", lambda x: x.unsqueeze(-1), ((2, 3),), lambda x: x[..., None]),
+    OpCase("unsqueeze_0d", lambda x: x.unsqueeze(0), ((),), lambda x: x.reshape(1)),
+    OpCase("expand", lambda x: x.expand(2, 3, 4), ((3, 1),),
+           lambda x: np.broadcast_to(x, (2, 3, 4))),
+    OpCase("expand_keep", lambda x: x.expand(-1, 4), ((3, 1),),
+           lambda x: np.broadcast_to(x, (3, 4))),
+    OpCase("expand_0d", lambda x: x.expand(2, 3), ((),), lambda x: np.broadcast_to(x, (2, 3))),
+    OpCase("broadcast_to", lambda x: bp.broadcast_to(x, (2, 3, 4)), ((1, 4),),
+           lambda x: np.broadcast_to(x, (2, 3, 4)),
+           torch_fn=lambda x: torch.broadcast_to(x, (2, 3, 4))),
+    OpCase("flatten", lambda x: x.flatten(), ((2, 3, 2),), lambda x: x.reshape(-1)),
+    OpCase("flatten_start1", lambda x: x.flatten(1), ((2, 3, 2),), lambda x: x.reshape(2, -1)),
+    OpCase("flatten_end_dim", lambda x: x.flatten(0, 1), ((2, 3, 2),), lambda x: x.reshape(6, 2)),
+    OpCase("flatten_0d", lambda x: x.flatten(), ((),), lambda x: x.reshape(1)),
+    OpCase("cat", lambda a, b: bp.cat([a, b], 1), ((2, 3), (2, 1)),
+           lambda a, b: np.concatenate([a, b], 1), torch_fn=lambda a, b: torch.cat([a, b], 1)),
+    OpCase("cat_three", lambda a, b, c: bp.cat([a, b, c]), ((1, 3), (2, 3), (1, 3)),
+           lambda a, b, c: np.concatenate([a, b, c]),
+           torch_fn=lambda a, b, c: torch.cat([a, b, c])),
+    OpCase("stack", lambda a, b: bp.stack([a, b], 1), ((2, 3), (2, 3)),
+           lambda a, b: np.stack([a, b], 1), torch_fn=lambda a, b: torch.stack([a, b], 1)),
+    OpCase("stack_0d", lambda a, b: bp.stack([a, b]), ((), ()), lambda a, b: np.stack([a, b]),
+           torch_fn=lambda a, b: torch.stack([a, b])),
+    OpCase("split", lambda x: x.split(2, 1), ((2, 5),), lambda x: tuple(np.split(x, [2, 4], 1))),
+    OpCase("split_sections", lambda x: x.split([1, 3], 0), ((4, 2),),
+           lambda x: tuple(np.split(x, [1], 0))),
+    OpCase("split_last_dim", lambda x: x.split(1, -1), ((2, 3),),
+           lambda x: tuple(np.split(x, 3, -1))),
+    OpCase("chunk", lambda x: x.chunk(3, 1), ((2, 5),), lambda x: tuple(np.split(x, [2, 4], 1))),
+    OpCase("pad", lambda x: bp.pad(x, (1, 2)), ((2, 3),), lambda x: np.pad(x, ((0, 0), (1, 2))),
+           torch_fn=lambda x: F.pad(x, (1, 2))),
+    OpCase("pad_two_dims_value", lambda x: bp.pad(x, (1, 0, 2, 1), value=0.5), ((2, 3),),
+           lambda x: np.pad(x, ((2, 1), (1, 0)), constant_values=0.5),
+           torch_fn=lambda x: F.pad(x, (1, 0, 2, 1), value=0.5)),
+    OpCase("flip", lambda x: x.flip(0), ((3, 4),), lambda x: x[::-1]),
+    OpCase("flip_two_dims", lambda x: x.flip((0, 2)), ((2, 3, 2),), lambda x: x[::-1, :, ::-1]),
+    OpCase("gather", lambda x, i: x.gather(1, i), ((3, 4), fixed(_GATHER_INDEX)),
+           lambda x, i: _gather_ref(x, 1, i)),
+    OpCase("gather_dim0_smaller_index", lambda x, i: x.gather(0, i),
+           ((3, 4), fixed([[2, 0], [2, 2]])), lambda x, i: _gather_ref(x, 0, i)),
+    OpCase("scatter_add", lambda x, i, s: x.scatter_add(1, i, s),
+           ((3, 4), fixed(_GATHER_INDEX), (3, 2)), lambda x, i, s: _scatter_add_ref(x, 1, i, s)),
+    OpCase("scatter_add_larger_src", lambda x, i, s: x.scatter_add(0, i, s),
+           ((3, 2), fixed([[0, 2], [0, 0]]), (3, 3)),
+           lambda x, i, s: _scatter_add_ref(x, 0, i, s),
+           torch_fn=None),  # torch's own backward rejects a src larger than index
+    OpCase("index_select", lambda x, i: x.index_select(0, i), ((3, 4), fixed([2, 0, 2])),
+           lambda x, i: x[i]),
+    OpCase("index_select_dim1", lambda x, i: x.index_select(1, i), ((2, 4), fixed([3, 3])),
+           lambda x, i: x[:, i]),
+    OpCase("index_add", lambda x, i, s: x.index_add(0, i, s), ((3, 2), fixed([2, 0, 2]), (3, 2)),
+           lambda x, i, s: _index_add_ref(x, i, s)),
+    OpCase("index_add_dim1", lambda x, i, s: x.index_add(1, i, s), ((2, 3), fixed([0, 0]), (2, 2)),
+           lambda x, i, s: _index_add_ref(x.T, i, s.T).T),
+    OpCase("index_add_alpha", lambda x, i, s: x.index_add(0, i, s, alpha=2.0),
+           ((3, 2), fixed([1, 1]), (2, 2)), lambda x, i, s: _index_add_ref(x, i, s, 2.0)),
+    OpCase("repeat", lambda x: x.repeat(2, 1), ((2, 3),), lambda x: np.tile(x, (2, 1))),
+    OpCase("repeat_new_dims", lambda x: x.repeat(2, 1, 2), ((2, 3),),
+           lambda x: np.tile(x, (2, 1, 2))),
+    OpCase("tile", lambda x: x.tile((2,)), ((2, 3),), lambda x: np.tile(x, (1, 2))),
+    OpCase("tile_0d", lambda x: x.tile((3,)), ((),), lambda x: np.tile(x, 3)),
+    OpCase("one_hot", lambda i: bp.one_hot(i, 4), (fixed([0, 3, 1, 3]),),
+           lambda i: np.eye(4, dtype=np.int64)[i], differentiable=False,
+           torch_fn=lambda i: F.one_hot(i, 4)),
+    OpCase("getitem_slices", lambda x: x[1:3, ::2], ((4, 5),), lambda x: x[1:3, ::2]),
+    OpCase("getitem_negative_step", lambda x: x[::-1, 1:], ((3, 4),), lambda x: x[::-1, 1:],
+           torch_fn=lambda x: x.flip(0)[:, 1:]),
+    OpCase("getitem_negative_step_stride", lambda x: x[::-2], ((5, 2),), lambda x: x[::-2],
+           torch_fn=lambda x: x.flip(0)[::2]),
+    OpCase("getitem_none_ellipsis", lambda x: x[None, ..., 1], ((2, 3, 2),),
+           lambda x: x[None, ..., 1]),
+    OpCase("getitem_int", lambda x: x[1], ((3, 4),), lambda x: x[1]),
+    OpCase("getitem_int_to_0d", lambda x: x[-1, 2], ((3, 4),), lambda x: x[-1, 2]),
+    OpCase("getitem_int_array_repeated", lambda x, i: x[i], ((3, 3), fixed([0, 2, 0, 0])),
+           lambda x, i: x[i]),
+    OpCase("getitem_list_repeated", lambda x: x[[0, 0, 2]], ((3, 2),), lambda x: x[[0, 0, 2]]),
+    OpCase("getitem_int_arrays_pair", lambda x, i, j: x[i, j],
+           ((3, 4), fixed([0, 2, 0, 0]), fixed([1, 3, 1, 2])), lambda x, i, j: x[i, j]),
+    OpCase("getitem_int_array_and_slice", lambda x, i: x[i, 1:], ((3, 4), fixed([2, 2, 0])),
+           lambda x, i: x[i, 1:]),
+    OpCase("getitem_bool_mask", lambda x, m: x[m], ((3, 4), mask((3, 4))), lambda x, m: x[m]),
+    OpCase("getitem_function", lambda x: bp.getitem(x, (slice(None), 0)), ((3, 4),),
+           lambda x: x[:, 0], torch_fn=lambda x: x[:, 0]),
+    OpCase("setitem_slice", _set_slice, ((4, 3), (2, 3)), _setitem_ref(slice(1, 3))),
+    OpCase("setitem_broadcast", _set_slice, ((4, 3), (3,)), _setitem_ref(slice(1, 3))),
+    OpCase("setitem_0d_value", _set_point, ((3, 4), ()), _setitem_ref((1, 2))),
+    OpCase("setitem_int_array", _set_rows, ((4, 3), (2, 3), fixed([2, 0])),
+           lambda x, v, i: _setitem_ref(i)(x, v)),
+    OpCase("setitem_mask_scalar", _set_masked, ((3, 4), mask((3, 4))),
+           lambda x, m: np.where(m, 0.0, x)),
+    OpCase("to_float32", lambda x: x.to(bp.float32), ((2, 3),), lambda x: x.astype(np.float32),
+           out_dtype=np.float32, eps=1e-2, atol=1e-4, fwd_atol=0, fwd_rtol=0,
+           torch_fn=lambda x: x.to(torch.float32)),
+    OpCase("to_float64", lambda x: x.to(bp.float64), ((2, 3),), lambda x: x.astype(np.float64),
+           out_dtype=np.float64, torch_fn=lambda x: x.to(torch.float64)),
+]
+
+
+CASES: list[OpCase] = UNARY + BINARY + REDUCTIONS + LINALG + SHAPE
