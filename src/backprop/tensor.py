@@ -508,13 +508,14 @@ class Tensor:
     def add_(self, other, alpha=1) -> Tensor:
         """In place: self += alpha * other."""
         if alpha != 1:
-            other = other * alpha
+            # untracked (an optimizer step): scale the array directly, not through an op
+            other = other * alpha if self._tracked_inplace(other) else _raw(other) * alpha
         return self._inplace_binary("add_", add, np.add, other)
 
     def sub_(self, other, alpha=1) -> Tensor:
         """In place: self -= alpha * other."""
         if alpha != 1:
-            other = other * alpha
+            other = other * alpha if self._tracked_inplace(other) else _raw(other) * alpha
         return self._inplace_binary("sub_", sub, np.subtract, other)
 
     def mul_(self, other) -> Tensor:

@@ -483,3 +483,25 @@ def test_recorded_setitem_with_wrong_value_shape_names_region_shape():
     expected = r"setitem: cannot assign a value of shape \(2,\).*\(1, 3\)"
     with pytest.raises(bp.ShapeError, match=expected):
         y[1:2] = bp.ones(2, requires_grad=True)
+
+
+class _TupleArg(bp.autograd.Function):
+    """y = x·k[0] with a tuple passed as a positional (non-tensor) argument."""
+
+    @staticmethod
+    def forward(ctx, x, k):
+        ctx.k = k
+        return x * k[0]
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return grad_out * ctx.k[0], None
+
+
+def test_released_graph_keeps_users_tuple_arguments_intact():
+    x = bp.tensor([1.0, 2.0], requires_grad=True)
+    y = (_TupleArg.apply(x + 0, (3.0, 4.0, 5.0, 6.0)) + 1).sum()
+    y.backward()
+    y.backward()  # nothing was saved: a second pass through the released graph is allowed
+    np.testing.assert_allclose(x.grad.data, [6.0, 6.0])
+    assert y.grad_fn.next_functions[0][0] is not None

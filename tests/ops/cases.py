@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 import backprop as bp
+from backprop.ops.elementwise import SigmoidGrad, TanhGrad
+from backprop.ops.linalg import MatMul
 
 
 class _Lazy:
@@ -232,6 +234,10 @@ UNARY = [
     *unary("cos", lambda x: x.cos(), np.cos, low=-3.0, high=3.0),
     *unary("tanh", lambda x: x.tanh(), np.tanh, low=-3.0, high=3.0),
     *unary("sigmoid", lambda x: x.sigmoid(), lambda x: 1 / (1 + np.exp(-x)), low=-4, high=4),
+    OpCase("tanh_grad", TanhGrad.apply, ((2, 3), (2, 3)), lambda g, y: g * (1 - y * y),
+           low=-0.9, high=0.9, torch_fn=None),
+    OpCase("sigmoid_grad", SigmoidGrad.apply, ((2, 3), (3,)), lambda g, y: g * y * (1 - y),
+           low=0.1, high=0.9, torch_fn=None),
     *unary("erf", bp.erf, _erf_ref, lambda x: torch.erf(x), low=-3.0, high=3.0),
     *unary("relu", lambda x: x.relu(), lambda x: np.maximum(x, 0), avoid=(0.0,)),
     *unary("leaky_relu", lambda x: bp.leaky_relu(x, 0.2), lambda x: np.where(x > 0, x, 0.2 * x),
@@ -456,6 +462,13 @@ LINALG = [
     OpCase("matmul_batched_1d", lambda a, b: a @ b, ((2, 2, 3), (3,)), np.matmul),
     OpCase("matmul_function", bp.matmul, ((2, 3), (3, 2)), np.matmul,
            torch_fn=lambda a, b: torch.matmul(a, b)),
+    *(OpCase(f"matmul_transpose_flags_{int(ta)}{int(tb)}",
+             lambda a, b, ta=ta, tb=tb: MatMul.apply(a, b, transpose_a=ta, transpose_b=tb),
+             ((2, 1, 3, 2) if ta else (2, 1, 2, 3), (3, 4, 3) if tb else (3, 3, 4)),
+             lambda a, b, ta=ta, tb=tb: np.matmul(a.swapaxes(-1, -2) if ta else a,
+                                                  b.swapaxes(-1, -2) if tb else b),
+             torch_fn=None)
+      for ta in (False, True) for tb in (False, True)),
     _einsum("einsum_matmul", "ij,jk->ik", (2, 3), (3, 4)),
     _einsum("einsum_trace", "ii->", (3, 3)),
     _einsum("einsum_sum", "ij->", (2, 3)),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from backprop.autograd.grad_mode import _state
+from backprop.autograd.grad_mode import _debug
 
 
 class detect_anomaly:
     """Context manager: check every op's outputs and gradients for NaN/Inf while it is active.
+
+    The switch is process-wide (as PyTorch's), not per thread.
 
     The first op that produces one raises ``FloatingPointError`` naming the op and, for a
     backward failure, the line of user code where that op was created. It records a stack trace
@@ -26,13 +28,13 @@ class detect_anomaly:
         self.check_nan = check_nan
 
     def __enter__(self) -> None:
-        self._prev = _state.anomaly
-        _state.anomaly = self.check_nan
+        self._prev = _debug.anomaly
+        _debug.anomaly = self.check_nan
 
     def __exit__(self, *exc) -> None:
-        _state.anomaly = self._prev
+        _debug.anomaly = self._prev
 
 
 def is_anomaly_enabled() -> bool:
     """True inside ``detect_anomaly()``."""
-    return _state.anomaly
+    return _debug.anomaly

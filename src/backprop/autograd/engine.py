@@ -13,21 +13,45 @@ from collections.abc import Sequence
 import numpy as np
 
 from backprop.autograd.function import _check_finite
-from backprop.autograd.grad_mode import _state
+from backprop.autograd.grad_mode import _debug, _state
 from backprop.tensor import Tensor, _wrap
 
 
+class _Meta:
+    """The shape and dtype of a freed input: all a second backward needs of its data."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype) -> None:
+        self.shape, self.dtype = shape, dtype
+
+
 class _Edge:
-    """What a released node keeps of a non-leaf input: where its gradient goes, not its data."""
+    """A freed non-leaf input: where its gradient goes, not its data."""
 
-    __slots__ = ("grad_fn", "_output_nr", "_requires_grad", "shape", "dtype")
+    __slots__ = ("grad_fn", "_output_nr", "_requires_grad", "data")
 
-    def __init__(self, t: Tensor) -> None:
-        self.grad_fn = t.grad_fn
-        self._output_nr = t._output_nr
+    def __init__(self, grad_fn, output_nr, shape, dtype) -> None:
+        self.grad_fn = grad_fn
+        self._output_nr = output_nr
         self._requires_grad = True
-        self.shape = t.data.shape
-        self.dtype = t.data.dtype
+        self.data = _Meta(shape, dtype)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+
+def _inputs_of(node) -> tuple:
+    """The node's inputs: the Tensors, or after release, edges standing in for the non-leaves."""
+    inputs = node._inputs
+    if inputs is None:  # released by an earlier backward: rebuild light stand-ins (rare)
+        # only an input that needed grad can be an edge tuple (a user's tuple argument cannot)
+        inputs = tuple(
+            _Edge(*e) if need and type(e) is tuple else e
+            for e, need in zip(node._edges, node.needs_input_grad)
+        )
+    return inputs
 
 
 def _as_tuple(x) -> tuple:
@@ -102,11 +126,14 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None):
     seen = set(stack)
     while stack:
         node = stack.pop()
-        for inp, need in zip(node._inputs, node.needs_input_grad):
+        for inp, need in zip(_inputs_of(node), node.needs_input_grad):
             if need:
                 fn = inp.grad_fn
                 if fn is not None:
-                    deps[fn] = deps.get(fn, 0) + 1
+                    if fn in deps:
+                        deps[fn] += 1
+                    else:
+                        deps[fn] = 1
                     if fn not in seen:
                         seen.add(fn)
                         stack.append(fn)
@@ -118,30 +145,39 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None):
         while ready:
             node = ready.pop()
             out_grads = buffers.pop(node, None)
-            if out_grads is not None and (node._hooks or node._retain):
-                _run_node_hooks(node, out_grads, create_graph)
-            if out_grads is not None and capture_nodes and node in capture_nodes:
-                for output_nr, k in capture_nodes[node]:
-                    captured[k] = out_grads[output_nr]
-            if out_grads is None:
-                in_grads = (None,) * len(node._inputs)
+            inputs = _inputs_of(node)
+            if out_grads is None:  # no gradient arrived (e.g. a custom rule returned None)
+                in_grads = (None,) * len(inputs)
             else:
-                in_grads = _call_backward(node, out_grads)
-            inputs = node._inputs
+                if node._hooks or node._retain:
+                    _run_node_hooks(node, out_grads, create_graph)
+                if capture_nodes and node in capture_nodes:
+                    for output_nr, k in capture_nodes[node]:
+                        captured[k] = out_grads[output_nr]
+                in_grads = _call_backward(node, out_grads, len(inputs))
             if not retain_graph:
-                _release(node)
-            for index, (inp, g, need) in enumerate(zip(inputs, in_grads, node.needs_input_grad)):
-                if not need:
+                _release(node, inputs)
+            needs = node.needs_input_grad
+            for index in range(len(inputs)):
+                if not needs[index]:
                     continue
+                inp = inputs[index]
+                g = in_grads[index]
                 if g is not None:
-                    if g.data.shape != inp.shape:
-                        g = _fix_shape(node, index, inp, g)
-                    if g.data.dtype != inp.dtype and inp.dtype.kind in "fc":
-                        g = g.to(inp.dtype)
+                    meta = inp.data
+                    if g.data.shape != meta.shape:
+                        g = _fix_shape(node, index, meta, g)
+                    if g.data.dtype is not meta.dtype and meta.dtype.kind in "fc":
+                        g = g.to(meta.dtype)
                 fn = inp.grad_fn
                 if fn is not None:
                     if g is not None:
-                        _add_to_buffer(buffers, fn, inp._output_nr, g)
+                        buf = buffers.get(fn)
+                        if buf is None:
+                            buf = buffers[fn] = [None] * fn._n_out
+                        old = buf[inp._output_nr]
+                        # out of place: g may be shared with another input's gradient
+                        buf[inp._output_nr] = g if old is None else old + g
                     left = deps[fn] - 1
                     deps[fn] = left
                     if left == 0:
@@ -220,59 +256,70 @@ def _run_node_hooks(node, out_grads: list, create_graph: bool) -> None:
             t.grad = g if t.grad is None else t.grad + g
 
 
-def _call_backward(node, out_grads: list) -> tuple:
+def _call_backward(node, out_grads: list, n_in: int) -> tuple:
     if node._n_out > 1:
         for j, g in enumerate(out_grads):
             if g is None:  # an unused output: its gradient is zero
                 shape, dtype = node._out_meta[j]
                 out_grads[j] = _wrap(np.zeros(shape, dtype), False, None, 0)
-    if _state.anomaly:
-        _state.backward_node = node
+    if _debug.anomaly:
+        _debug.backward_node = node
         try:
             result = node._fn.backward(node, *out_grads)
         finally:
-            _state.backward_node = None
+            _debug.backward_node = None
     else:
         result = node._fn.backward(node, *out_grads)
     if not isinstance(result, tuple):
         result = (result,)
-    n_in = len(node._inputs)
     if len(result) != n_in:
         raise RuntimeError(
             f"{node._fn.__name__}.backward returned {len(result)} gradients, but forward took "
             f"{n_in} positional inputs; return one per input (None where there is none)"
         )
-    if any(g is not None and not isinstance(g, Tensor) for g in result):
+    for g in result:
+        if g is not None and not isinstance(g, Tensor):
+            break
+    else:
+        g = None
+    if g is not None:  # a custom rule returned arrays or numbers: wrap them
         result = tuple(
             _wrap(np.asarray(g), False, None, 0) if g is not None and not isinstance(g, Tensor)
             else g for g in result
         )
-    if _state.anomaly:
+    if _debug.anomaly:
         _check_finite(node._fn, "backward", result, node._trace)
     return result
 
 
-def _fix_shape(node, index: int, inp, g: Tensor) -> Tensor:
+def _fix_shape(node, index: int, meta, g: Tensor) -> Tensor:
     if node._fn.broadcasts:
-        from backprop.ops import sum_to
-
-        return sum_to(g, inp.shape)
+        if _state.grad_enabled:  # create_graph: the reduction must be recorded
+            return _shape_ops.sum_to(g, meta.shape)
+        return _wrap(_shape_ops.sum_to_array(g.data, meta.shape), False, None, 0)
     raise RuntimeError(
         f"{node._fn.__name__}.backward returned a gradient of shape {g.shape} for input {index}, "
-        f"whose shape is {tuple(inp.shape)}. Ops that broadcast declare `broadcasts = True`; "
+        f"whose shape is {tuple(meta.shape)}. Ops that broadcast declare `broadcasts = True`; "
         "otherwise the gradient must have the input's shape."
     )
 
 
-def _release(node) -> None:
-    """Free what the node saved and its hold on intermediate inputs' data (retain_graph=False)."""
+def _release(node, inputs) -> None:
+    """Free what the node saved and its hold on intermediate inputs (retain_graph=False).
+
+    Non-leaf inputs become (grad_fn, output_nr, shape, dtype) tuples, so their arrays can be
+    freed while the user still holds the output; leaves (parameters) are kept as they are.
+    """
     if node._saved is not None:
         node._saved = None
         node._released = True
-    node._inputs = tuple(
-        _Edge(t) if isinstance(t, Tensor) and t.grad_fn is not None else t
-        for t in node._inputs
-    )
+    if node._inputs is not None:
+        node._edges = tuple(
+            (t.grad_fn, t._output_nr, t.data.shape, t.data.dtype)
+            if isinstance(t, Tensor) and t.grad_fn is not None else t
+            for t in inputs
+        )
+        node._inputs = None
 
 
 def backward(tensors, grad_tensors=None, retain_graph: bool | None = None,
@@ -347,3 +394,5 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
 
 
 __all__: Sequence[str] = ["backward", "grad"]
+
+from backprop.ops import shape as _shape_ops  # noqa: E402  (ops import the engine's package)

@@ -37,7 +37,7 @@ import weakref
 
 import numpy as np
 
-from backprop.autograd.grad_mode import _state, no_grad
+from backprop.autograd.grad_mode import _debug, _state, no_grad
 from backprop.errors import ShapeError
 from backprop.tensor import Tensor, _wrap
 
@@ -64,6 +64,7 @@ class Context:
     _trace = None  # creation stack, recorded only under detect_anomaly()
     _n_out = 1
     _out_meta = None  # ((shape, dtype), ...) of the outputs, kept only for multi-output ops
+    _edges = None  # after release: the inputs as (grad_fn, output_nr, shape, dtype) or leaves
     needs_input_grad = ()
 
     def save_for_backward(self, *arrays) -> None:
@@ -128,8 +129,10 @@ class Context:
     @property
     def next_functions(self) -> tuple:
         """((grad_fn or None, output_nr), ...) per input: the edges of the graph, for drawing it."""
+        from backprop.autograd.engine import _inputs_of
+
         return tuple(
-            (getattr(t, "grad_fn", None), getattr(t, "_output_nr", 0)) for t in self._inputs
+            (getattr(t, "grad_fn", None), getattr(t, "_output_nr", 0)) for t in _inputs_of(self)
         )
 
     def __repr__(self) -> str:
@@ -183,45 +186,49 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run the op on Tensors (and plain values) and record it in the graph when needed."""
-        state = _state
+        # This runs for every op of every step, forward and backward: keep it lean.
         arrays = []
-        needs = []
-        any_needs = False
+        record = False
         for a in args:
             if isinstance(a, Tensor):
                 arrays.append(a.data)
-                r = a._requires_grad
-                needs.append(r)
-                any_needs = any_needs or r
+                if a._requires_grad:
+                    record = True
+            elif isinstance(a, np.generic):
+                # NumPy scalars count as Python numbers (PyTorch's weak scalars): under NEP 50
+                # an np.float64 would silently turn a float32 result into float64
+                arrays.append(a.item())
             else:
-                # NumPy scalars count as Python numbers (PyTorch's weak scalars): under NEP 50 an
-                # np.float64 would silently turn a float32 result into float64
-                arrays.append(a.item() if isinstance(a, np.generic) else a)
-                needs.append(False)
-        record = any_needs and state.grad_enabled
+                arrays.append(a)
         ctx = Context()
         if record:
-            ctx.needs_input_grad = tuple(needs)
+            record = _state.grad_enabled
+            if record:
+                ctx.needs_input_grad = tuple(
+                    [isinstance(a, Tensor) and a._requires_grad for a in args]
+                )
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
         except ValueError as e:
             if cls.broadcasts and not isinstance(e, ShapeError):  # keep an op's own message
                 _check_broadcast(cls, arrays)
             raise e
-        if state.anomaly:
-            _check_finite(cls, "forward", out)
         if type(out) is tuple:
             return _wrap_outputs(cls, ctx, args, arrays, out, record)
         raw = out
         if type(out) is not np.ndarray:
             out = _as_array(cls, out)  # NumPy returns scalars for 0-d results
-        if out.dtype.char == "d" and not cls.sets_dtype and not _has_float64(arrays):
+        dt = out.dtype
+        if dt is _F64 and not cls.sets_dtype and not _has_float64(arrays):
             out = raw = out.astype(np.float32)  # int inputs give float32, as PyTorch's default
-        if not record or out.dtype.kind not in "fc":
+            dt = _F32
+        if _debug.anomaly:
+            _check_finite(cls, "forward", out)
+        if not record or (dt is not _F32 and dt.kind not in "fc"):
             return _wrap(out, False, None, 0)
         ctx._fn = cls
         ctx._inputs = args
-        if state.anomaly:
+        if _debug.anomaly:
             ctx._trace = traceback.extract_stack()[:-2]
         y = _wrap(out, True, ctx, 0)
         if ctx._to_save:
@@ -229,17 +236,23 @@ class Function:
         return y
 
 
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+
+
 def _wrap_outputs(cls, ctx, args, arrays, raw_outs, record):
     outs = tuple(o if type(o) is np.ndarray else _as_array(cls, o) for o in raw_outs)
-    if any(o.dtype.char == "d" for o in outs) and not cls.sets_dtype and not _has_float64(arrays):
-        raw_outs = outs = tuple(o.astype(np.float32) if o.dtype.char == "d" else o for o in outs)
+    if any(o.dtype is _F64 for o in outs) and not cls.sets_dtype and not _has_float64(arrays):
+        raw_outs = outs = tuple(o.astype(np.float32) if o.dtype is _F64 else o for o in outs)
+    if _debug.anomaly:
+        _check_finite(cls, "forward", outs)
     non_diff = getattr(ctx, "_non_diff", ())
     if record:
         ctx._fn = cls
         ctx._inputs = args
         ctx._n_out = len(outs)
         ctx._out_meta = tuple((o.shape, o.dtype) for o in outs)
-        if _state.anomaly:
+        if _debug.anomaly:
             ctx._trace = traceback.extract_stack()[:-3]
     tensors = tuple(
         _wrap(o, True, ctx, j)
@@ -253,7 +266,7 @@ def _wrap_outputs(cls, ctx, args, arrays, raw_outs, record):
 
 
 def _has_float64(arrays) -> bool:
-    return any(type(a) is np.ndarray and a.dtype.char == "d" for a in arrays)
+    return any(type(a) is np.ndarray and a.dtype is _F64 for a in arrays)
 
 
 def _as_array(cls, out) -> np.ndarray:
@@ -304,7 +317,7 @@ def _check_broadcast(cls, arrays) -> None:
 
 
 def _check_finite(cls, phase: str, values, trace=None) -> None:
-    node = _state.backward_node
+    node = _debug.backward_node
     if node is not None:  # an op run inside a backward rule: blame that rule
         cls, phase, trace = node._fn, "backward", node._trace
     items = values if isinstance(values, tuple) else (values,)

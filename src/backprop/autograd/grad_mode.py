@@ -13,11 +13,17 @@ import threading
 
 class _State(threading.local):
     grad_enabled = True
+
+
+class _Debug:
+    """Process-wide debugging switches (a plain object: read on every op, so kept cheap)."""
+
     anomaly = False  # detect_anomaly(): check every forward and backward for NaN/Inf
     backward_node = None  # under detect_anomaly(), the node whose backward rule is running
 
 
 _state = _State()
+_debug = _Debug()
 
 
 def is_grad_enabled() -> bool:

@@ -14,14 +14,20 @@ from backprop.tensor import Tensor
 
 class MatMul(Function):
     """Y = A @ B;  ∂L/∂A = G @ Bᵀ, ∂L/∂B = Aᵀ @ G (1-D operands act as a row / column vector;
-    batch dimensions broadcast and their gradients are summed back by the engine)."""
+    batch dimensions broadcast and their gradients are summed back by the engine).
+
+    ``transpose_a`` / ``transpose_b`` swap an operand's last two dimensions first: the backward
+    uses them so that G @ Bᵀ is one op, not a transpose and a product (speed).
+    """
 
     label = "MM"
     broadcasts = True
 
     @staticmethod
-    def forward(ctx, a, b):
-        y = np.matmul(a, b)
+    def forward(ctx, a, b, transpose_a=False, transpose_b=False):
+        ctx.ta, ctx.tb = transpose_a, transpose_b
+        y = np.matmul(a.swapaxes(-1, -2) if transpose_a else a,
+                      b.swapaxes(-1, -2) if transpose_b else b)
         ctx.save_for_backward(a, b)
         return y
 
@@ -40,8 +46,15 @@ class MatMul(Function):
             grad_a = matmul(unsqueeze(g, -1), unsqueeze(b, -2)) if need_a else None
             grad_b = squeeze(matmul(a.mT, unsqueeze(g, -1)), -1) if need_b else None
             return grad_a, grad_b
-        grad_a = matmul(g, b.mT) if need_a else None
-        grad_b = matmul(a.mT, g) if need_b else None
+        # with A' = op(A), B' = op(B):  ∂L/∂A' = G B'ᵀ,  ∂L/∂B' = A'ᵀ G, transposed back if flagged
+        ta, tb = ctx.ta, ctx.tb
+        grad_a = grad_b = None
+        if need_a:
+            grad_a = (MatMul.apply(b, g, transpose_a=tb, transpose_b=True) if ta
+                      else MatMul.apply(g, b, transpose_b=not tb))
+        if need_b:
+            grad_b = (MatMul.apply(g, a, transpose_a=True, transpose_b=ta) if tb
+                      else MatMul.apply(a, g, transpose_a=not ta))
         return grad_a, grad_b
 
 

@@ -81,16 +81,21 @@ class SumTo(Function):
     @staticmethod
     def forward(ctx, x, shape=()):
         ctx.x_shape = x.shape
-        lead = x.ndim - len(shape)
-        axes = tuple(range(lead)) + tuple(
-            lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1
-        )
-        y = np.sum(x, axis=axes, keepdims=True) if axes else x
-        return y.reshape(shape) if lead else y
+        return sum_to_array(x, shape)
 
     @staticmethod
     def backward(ctx, grad_out):
         return broadcast_to(grad_out, ctx.x_shape)
+
+
+def sum_to_array(x: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum an array down to ``shape`` (the engine's broadcast reduction when not recording)."""
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1
+    )
+    y = np.add.reduce(x, axis=axes, keepdims=True) if axes else x
+    return y.reshape(shape) if lead else y
 
 
 # --- indexing ---
