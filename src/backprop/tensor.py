@@ -560,6 +560,27 @@ class Tensor:
         return self.fill_(0)
 
     # --- one-line method forms of the ops ---
+    def add(self, other, *, alpha=1):
+        return add(self, other, alpha=alpha)
+
+    def sub(self, other, *, alpha=1):
+        return sub(self, other, alpha=alpha)
+
+    def mul(self, other):
+        return mul(self, other)
+
+    def div(self, other):
+        return div(self, other)
+
+    def neg(self):
+        return neg(self)
+
+    def square(self):
+        return mul(self, self)
+
+    def erf(self):
+        return erf(self)
+
     def exp(self):
         return exp(self)
 
@@ -768,6 +789,7 @@ from backprop.ops import (  # noqa: E402
     cos,
     cumsum,
     div,
+    erf,
     exp,
     expand,
     flatten,

@@ -263,3 +263,13 @@ def test_integer_inputs_give_float32_results_as_pytorch():
     assert bp.exp(bp.arange(3)).dtype == np.float32
     assert (bp.arange(4) * 2).dtype == np.int64
     assert (bp.arange(4) / bp.ones(4, dtype=bp.float64)).dtype == np.float64
+
+
+def test_method_forms_match_functions():
+    a = bp.tensor([1.0, -2.0])
+    np.testing.assert_allclose(a.add(1, alpha=2).data, [3.0, 0.0])
+    np.testing.assert_allclose(a.sub(a).data, [0.0, 0.0])
+    np.testing.assert_allclose(a.mul(a).data, a.square().data)
+    np.testing.assert_allclose(a.div(2).data, [0.5, -1.0])
+    np.testing.assert_allclose(a.neg().data, [-1.0, 2.0])
+    np.testing.assert_allclose(a.erf().data, bp.erf(a).data)

@@ -22,6 +22,12 @@ def _as_tuple(x) -> tuple:
     return (x,) if isinstance(x, Tensor) or not isinstance(x, (tuple, list)) else tuple(x)
 
 
+def _prepare(inputs) -> tuple[list, list]:
+    """The inputs copied to float64, and the indices of those that require grad."""
+    xs = _to_float64(_as_tuple(inputs))
+    return xs, [i for i, x in enumerate(xs) if isinstance(x, Tensor) and x.requires_grad]
+
+
 def _to_float64(inputs) -> list:
     out = []
     for x in inputs:
@@ -77,8 +83,7 @@ def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float 
         >>> bp.gradcheck(bp.tanh, (x,))
         True
     """
-    xs = _to_float64(_as_tuple(inputs))
-    checked = [i for i, x in enumerate(xs) if isinstance(x, Tensor) and x.requires_grad]
+    xs, checked = _prepare(inputs)
     if not checked:
         raise ValueError(
             "gradcheck: no input requires grad; set requires_grad=True on at least one"
@@ -213,8 +218,7 @@ def gradgradcheck(fn, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: flo
         >>> bp.gradgradcheck(bp.tanh, (x,))
         True
     """
-    xs = _to_float64(_as_tuple(inputs))
-    checked = [i for i, x in enumerate(xs) if isinstance(x, Tensor) and x.requires_grad]
+    xs, checked = _prepare(inputs)
     outs = _as_tuple(fn(*xs))
     if grad_outputs is None:
         rng = np.random.default_rng(seed)

@@ -65,15 +65,11 @@ class AMax(Function):
 
     @staticmethod
     def forward(ctx, x, dims=None, keepdim=False):
-        ctx.dims, ctx.keepdim = dims, keepdim
-        y = np.max(x, axis=dims, keepdims=keepdim)
-        ctx.save_for_backward(x, y)
-        return y
+        return _extreme(ctx, np.max, x, dims, keepdim)
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, y = ctx.saved_tensors
-        return _even_split(ctx, x, y, grad_out)
+        return _even_split(ctx, grad_out)
 
 
 class AMin(Function):
@@ -81,18 +77,22 @@ class AMin(Function):
 
     @staticmethod
     def forward(ctx, x, dims=None, keepdim=False):
-        ctx.dims, ctx.keepdim = dims, keepdim
-        y = np.min(x, axis=dims, keepdims=keepdim)
-        ctx.save_for_backward(x, y)
-        return y
+        return _extreme(ctx, np.min, x, dims, keepdim)
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, y = ctx.saved_tensors
-        return _even_split(ctx, x, y, grad_out)
+        return _even_split(ctx, grad_out)
 
 
-def _even_split(ctx, x, y, grad_out):
+def _extreme(ctx, reduce, x, dims, keepdim):
+    ctx.dims, ctx.keepdim = dims, keepdim
+    y = reduce(x, axis=dims, keepdims=keepdim)
+    ctx.save_for_backward(x, y)
+    return y
+
+
+def _even_split(ctx, grad_out):
+    x, y = ctx.saved_tensors
     kshape = keepdim_shape(x.shape, ctx.dims)
     hit = x.data == y.data.reshape(kshape)
     share = hit / np.sum(hit, axis=ctx.dims, keepdims=True)
