@@ -12,7 +12,7 @@ Example:
     tensor([2., 4., 6.])
 """
 
-from backprop import autograd
+from backprop import autograd, nn
 from backprop._version import __version__
 from backprop.autograd import (
     detect_anomaly,
@@ -25,6 +25,7 @@ from backprop.autograd import (
 )
 from backprop.creation import (
     arange,
+    empty,
     eye,
     from_numpy,
     full,
@@ -48,9 +49,9 @@ from backprop.random import manual_seed
 from backprop.tensor import Tensor, bool_, float16, float32, float64, int32, int64
 
 __all__ = [
-    "Tensor", "ShapeError", "__version__", "arange", "autograd", "bool_", "detect_anomaly",
+    "Tensor", "ShapeError", "__version__", "arange", "autograd", "bool_", "detect_anomaly", "empty",
     "enable_grad", "eye", "float16", "float32", "float64", "from_numpy", "full", "full_like",
     "gradcheck", "gradgradcheck", "int32", "int64", "is_grad_enabled", "linspace", "manual_seed",
     "no_grad", "ones", "ones_like", "rand", "rand_like", "randint", "randn", "randn_like",
-    "set_grad_enabled", "tensor", "zeros", "zeros_like", *_ops_all,
+    "nn", "set_grad_enabled", "tensor", "zeros", "zeros_like", *_ops_all,
 ]

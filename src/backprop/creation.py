@@ -60,6 +60,11 @@ def zeros(*size, dtype=None, requires_grad: bool = False) -> Tensor:
     return _make(np.zeros(_shape(size), _dtype(dtype)), requires_grad)
 
 
+def empty(*size, dtype=None, requires_grad: bool = False) -> Tensor:
+    """An uninitialised tensor of the given shape (fill it before use)."""
+    return _make(np.empty(_shape(size), _dtype(dtype)), requires_grad)
+
+
 def ones(*size, dtype=None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones of the given shape."""
     return _make(np.ones(_shape(size), _dtype(dtype)), requires_grad)

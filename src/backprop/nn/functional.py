@@ -1,0 +1,43 @@
+"""``backprop.nn.functional``: PyTorch's functional names, built from the core ops.
+
+Layers call these; they never reimplement the maths. Losses live here too (see ``nn.loss``).
+"""
+
+from __future__ import annotations
+
+import backprop as _bp
+from backprop.ops.elementwise import elu, gelu, leaky_relu, relu, sigmoid, softplus, tanh
+from backprop.ops.linalg import MatMul
+from backprop.ops.nn_ops import log_softmax, softmax
+from backprop.tensor import Tensor
+
+__all__ = [
+    "elu", "gelu", "leaky_relu", "linear", "log_softmax", "relu", "sigmoid", "silu", "softmax",
+    "softplus", "tanh",
+]
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x Wᵀ + b. Shapes: input (*, in_features), weight (out_features, in_features),
+    bias (out_features,) -> (*, out_features).
+
+    Example:
+        >>> import backprop as bp
+        >>> bp.nn.functional.linear(bp.ones(2, 3), bp.ones(4, 3), bp.zeros(4)).shape
+        (2, 4)
+    """
+    if input.ndim == 0 or input.shape[-1] != weight.shape[-1]:
+        raise _bp.ShapeError(
+            f"linear: input of shape {input.shape} does not fit a weight of shape "
+            f"{weight.shape}: the input's last dimension must be in_features={weight.shape[-1]}"
+        )
+    if input.ndim == 1:
+        out = _bp.matmul(input, weight.T)
+    else:  # one op: the product with Wᵀ without materialising the transpose
+        out = MatMul.apply(input, weight, transpose_b=True)
+    return out if bias is None else out + bias
+
+
+def silu(input: Tensor) -> Tensor:
+    """x·σ(x) (the swish activation)."""
+    return input * sigmoid(input)
