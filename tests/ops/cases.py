@@ -180,6 +180,19 @@ def _softmax_ref(x, axis):
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def _nll_ref(x, t, w=None, ignore_index=-100, reduction="mean", smoothing=0.0):
+    xc = np.moveaxis(x, 1, -1) if x.ndim > 1 else x  # classes last
+    n_classes = xc.shape[-1]
+    w = np.ones(n_classes) if w is None else w
+    keep = t != ignore_index
+    safe = np.where(keep, t, 0)
+    picked = np.take_along_axis(xc, safe[..., None], -1)[..., 0]
+    y = -((1 - smoothing) * w[safe] * picked + smoothing / n_classes * (xc * w).sum(-1)) * keep
+    if reduction == "none":
+        return y
+    return y.sum() / (w[safe] * keep).sum() if reduction == "mean" else y.sum()
+
+
 def _setitem_ref(index):
     def ref(x, v):
         y = x.copy()
@@ -329,6 +342,8 @@ BINARY = [
 
 # --- reductions ---
 
+_CLASS_W = np.array([0.5, 2.0, 1.5])  # class weights for the loss cases
+
 _TIED_MAX = [[1.0, 3.0, 3.0, 0.5], [2.0, -1.0, 2.0, 0.0], [4.0, 4.0, -1.0, -2.0]]
 
 REDUCTIONS = [
@@ -435,6 +450,35 @@ REDUCTIONS = [
            lambda x: np.log(_softmax_ref(x, -1))),
     OpCase("log_softmax_dim1", lambda x: x.log_softmax(1), ((2, 3, 2),),
            lambda x: np.log(_softmax_ref(x, 1))),
+    # the loss primitives NLLLoss (also inside cross_entropy) and BinaryCrossEntropy
+    OpCase("nll_loss", lambda x, t: bp.nn.functional.nll_loss(x, t), ((3, 4), fixed([0, 3, 3])),
+           _nll_ref, torch_fn=lambda x, t: F.nll_loss(x, t)),
+    OpCase("nll_loss_kdim_weight_ignore_none",
+           lambda x, t: bp.nn.functional.nll_loss(x, t, bp.tensor(_CLASS_W), reduction="none"),
+           ((2, 3, 2), fixed([[0, 2], [1, -100]])),
+           lambda x, t: _nll_ref(x, t, _CLASS_W, reduction="none"),
+           torch_fn=lambda x, t: F.nll_loss(x, t, torch.tensor(_CLASS_W), reduction="none")),
+    OpCase("nll_loss_unbatched_sum", lambda x, t: bp.nn.functional.nll_loss(x, t, reduction="sum"),
+           ((3,), fixed(2)), lambda x, t: _nll_ref(x, t, reduction="sum"),
+           torch_fn=lambda x, t: F.nll_loss(x, t, reduction="sum")),
+    OpCase("nll_loss_size1_class_axis", lambda x, t: bp.nn.functional.nll_loss(x, t),
+           ((3, 1), fixed([0, 0, 0])), _nll_ref, torch_fn=lambda x, t: F.nll_loss(x, t)),
+    OpCase("cross_entropy_weight_ignore_smoothing",
+           lambda x, t: bp.nn.functional.cross_entropy(x, t, bp.tensor(_CLASS_W), ignore_index=1,
+                                                       label_smoothing=0.2),
+           ((4, 3), fixed([0, 1, 2, 2])),
+           lambda x, t: _nll_ref(np.log(_softmax_ref(x, 1)), t, _CLASS_W, 1, smoothing=0.2),
+           torch_fn=lambda x, t: F.cross_entropy(x, t, torch.tensor(_CLASS_W), ignore_index=1,
+                                                 label_smoothing=0.2)),
+    OpCase("binary_cross_entropy", lambda x, t: bp.nn.functional.binary_cross_entropy(x, t),
+           ((2, 3), uniform((2, 3), 0.0, 1.0)),
+           lambda x, t: np.mean(-(t * np.log(x) + (1 - t) * np.log1p(-x))), low=0.05, high=0.95,
+           torch_fn=lambda x, t: F.binary_cross_entropy(x, t)),
+    OpCase("binary_cross_entropy_0d",
+           lambda x, t: bp.nn.functional.binary_cross_entropy(x, t, reduction="none"),
+           ((), uniform((), 0.0, 1.0)), lambda x, t: -(t * np.log(x) + (1 - t) * np.log1p(-x)),
+           low=0.05, high=0.95,
+           torch_fn=lambda x, t: F.binary_cross_entropy(x, t, reduction="none")),
     OpCase("cumsum", lambda x: x.cumsum(1), ((3, 4),), lambda x: np.cumsum(x, 1)),
     OpCase("cumsum_last", lambda x: x.cumsum(-1), ((2, 3, 2),), lambda x: np.cumsum(x, -1)),
     OpCase("cumsum_size1_axis", lambda x: x.cumsum(1), ((3, 1),), lambda x: np.cumsum(x, 1)),

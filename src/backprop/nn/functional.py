@@ -6,6 +6,14 @@ Layers call these; they never reimplement the maths. Losses live here too (see `
 from __future__ import annotations
 
 import backprop as _bp
+from backprop.nn.loss import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+)
 from backprop.ops.elementwise import elu, gelu, leaky_relu, relu, sigmoid, softplus, tanh
 from backprop.ops.linalg import MatMul
 from backprop.ops.nn_ops import log_softmax, softmax
@@ -14,6 +22,8 @@ from backprop.tensor import Tensor
 __all__ = [
     "elu", "gelu", "leaky_relu", "linear", "log_softmax", "relu", "sigmoid", "silu", "softmax",
     "softplus", "tanh",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "l1_loss",
+    "mse_loss", "nll_loss",
 ]
 
 

@@ -1,0 +1,109 @@
+"""Adam (with AMSGrad) and AdamW, its decoupled-weight-decay variant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from backprop.optim.optimizer import Optimizer, _floats
+from backprop.tensor import Tensor
+
+
+class Adam(Optimizer):
+    r"""Adam: steps scaled by running averages of the gradient and its square (PyTorch's ``Adam``).
+
+    For each parameter θ with gradient g, at step t = 1, 2, ...::
+
+        g ← -g                                  if maximize
+        g ← g + λ θ   (L2, weight_decay λ);  or  θ ← θ (1 - γ λ)  if decoupled_weight_decay
+        m ← β₁ m + (1 - β₁) g                   (m₀ = 0)
+        v ← β₂ v + (1 - β₂) g²                  (v₀ = 0)
+        v̂ ← max(v̂, v)  if amsgrad,  else  v̂ ← v
+        θ ← θ - γ / (1 - β₁ᵗ) · m / (√v̂ / √(1 - β₂ᵗ) + ε)
+
+    Args:
+        params: Tensors, or dicts of them with per-group options (see ``Optimizer``).
+        lr: learning rate γ. betas: (β₁, β₂), each in [0, 1). eps: ε, added for stability.
+        weight_decay: λ (an L2 penalty on the gradient unless decoupled).
+        amsgrad: normalise by the largest v so far (Reddi et al., 2018).
+        maximize: ascend the objective instead of descending.
+        decoupled_weight_decay: shrink θ directly, as AdamW does.
+
+    State: ``step`` (an int), ``exp_avg`` (m), ``exp_avg_sq`` (v), ``max_exp_avg_sq`` (amsgrad).
+
+    Example:
+        >>> import backprop as bp
+        >>> w = bp.tensor([1.0, -2.0], requires_grad=True)
+        >>> opt = bp.optim.Adam([w], lr=0.5)
+        >>> (w * w).sum().backward()
+        >>> opt.step()  # the first Adam step moves each weight by about lr
+        >>> w.data.round(4)
+        array([ 0.5, -1.5], dtype=float32)
+    """
+
+    def __init__(self, params: Iterable, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False,
+                 decoupled_weight_decay: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad, maximize=maximize,
+                                      decoupled_weight_decay=decoupled_weight_decay))
+
+    def _check_group(self, group: dict) -> None:
+        for name in ("lr", "eps", "weight_decay"):
+            self._check_range(name, group[name])
+        self._check_betas(group["betas"])
+
+    def _update(self, p: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
+        lr, eps, weight_decay = _floats(group, "lr", "eps", "weight_decay")
+        beta1, beta2 = (float(b) for b in group["betas"])
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = Tensor(np.zeros_like(p.data))
+            state["exp_avg_sq"] = Tensor(np.zeros_like(p.data))
+        state["step"] += 1
+        step = state["step"]
+        if weight_decay != 0:
+            if group["decoupled_weight_decay"]:
+                p.mul_(1 - lr * weight_decay)
+            else:
+                grad = grad + weight_decay * p.data
+        m, v = state["exp_avg"].data, state["exp_avg_sq"].data
+        m += (grad - m) * (1 - beta1)  # PyTorch's lerp form of β₁ m + (1 - β₁) g
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        if group["amsgrad"]:
+            if "max_exp_avg_sq" not in state:
+                state["max_exp_avg_sq"] = Tensor(np.zeros_like(p.data))
+            v_max = state["max_exp_avg_sq"].data
+            np.maximum(v_max, v, out=v_max)
+            v = v_max
+        step_size = lr / (1 - beta1**step)
+        denom = np.sqrt(v) / (1 - beta2**step) ** 0.5 + eps
+        p.add_(-step_size * m / denom)
+
+
+class AdamW(Adam):
+    r"""Adam with decoupled weight decay (Loshchilov & Hutter, 2019; PyTorch's ``AdamW``).
+
+    The Adam update with ``θ ← θ (1 - γ λ)`` applied to the parameter before the step, instead
+    of adding λ θ to the gradient, so the decay is not rescaled by the adaptive denominator.
+    The default weight_decay is 0.01. Arguments and state are Adam's.
+
+    Example:
+        >>> import backprop as bp
+        >>> w = bp.tensor([1.0, -2.0], requires_grad=True)
+        >>> opt = bp.optim.AdamW([w], lr=0.5, weight_decay=0.5)
+        >>> (w * w).sum().backward()
+        >>> opt.step()  # θ (1 - 0.5·0.5) - 0.5·sign(g)
+        >>> w.data.round(4)
+        array([ 0.25, -1.  ], dtype=float32)
+    """
+
+    def __init__(self, params: Iterable, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 maximize: bool = False) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         decoupled_weight_decay=True)

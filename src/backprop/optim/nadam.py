@@ -1,0 +1,76 @@
+"""NAdam: Adam with Nesterov momentum and a momentum schedule."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from backprop.optim.optimizer import Optimizer, _floats
+from backprop.tensor import Tensor
+
+
+class NAdam(Optimizer):
+    r"""NAdam (Dozat, 2016), PyTorch's ``NAdam`` with its μ-product formulation.
+
+    For each parameter θ with gradient g, at step t = 1, 2, ...::
+
+        g ← -g                                  if maximize
+        g ← g + λ θ  (weight_decay λ);  or  θ ← θ (1 - γ λ)  if decoupled_weight_decay
+        μₜ = β₁ (1 - ½ · 0.96^(t ψ))            (momentum_decay ψ)
+        Πₜ = μ₁ μ₂ ⋯ μₜ                          (state "mu_product")
+        m ← β₁ m + (1 - β₁) g;   v ← β₂ v + (1 - β₂) g²          (m₀ = v₀ = 0)
+        d = √(v / (1 - β₂ᵗ)) + ε
+        θ ← θ - γ (1 - μₜ) / (1 - Πₜ) · g / d - γ μₜ₊₁ / (1 - Πₜ μₜ₊₁) · m / d
+
+    Args:
+        params: Tensors, or dicts of them with per-group options (see ``Optimizer``).
+        lr: γ. betas: (β₁, β₂), each in [0, 1). eps: ε. weight_decay: λ.
+        momentum_decay: ψ. decoupled_weight_decay: shrink θ directly (as AdamW).
+        maximize: ascend the objective instead of descending.
+
+    State: ``step`` (an int), ``mu_product`` (Πₜ, a Python float), ``exp_avg`` (m),
+    ``exp_avg_sq`` (v). PyTorch keeps ``mu_product`` as a tensor of the default dtype, so in
+    float32 it rounds Πₜ to float32 where this keeps it in double precision.
+    """
+
+    def __init__(self, params: Iterable, lr: float = 2e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum_decay: float = 4e-3,
+                 decoupled_weight_decay: bool = False, *, maximize: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      momentum_decay=momentum_decay,
+                                      decoupled_weight_decay=decoupled_weight_decay,
+                                      maximize=maximize))
+
+    def _check_group(self, group: dict) -> None:
+        for name in ("lr", "eps", "weight_decay", "momentum_decay"):
+            self._check_range(name, group[name])
+        self._check_betas(group["betas"])
+
+    def _update(self, p: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
+        lr, eps, weight_decay, psi = _floats(group, "lr", "eps", "weight_decay",
+                                             "momentum_decay")
+        beta1, beta2 = (float(b) for b in group["betas"])
+        if not state:
+            state["step"] = 0
+            state["mu_product"] = 1.0
+            state["exp_avg"] = Tensor(np.zeros_like(p.data))
+            state["exp_avg_sq"] = Tensor(np.zeros_like(p.data))
+        state["step"] += 1
+        step = state["step"]
+        if weight_decay != 0:
+            if group["decoupled_weight_decay"]:
+                p.mul_(1 - lr * weight_decay)
+            else:
+                grad = grad + weight_decay * p.data
+        mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * psi))
+        mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi))
+        mu_product = state["mu_product"] = state["mu_product"] * mu
+        m, v = state["exp_avg"].data, state["exp_avg_sq"].data
+        m += (grad - m) * (1 - beta1)  # PyTorch's lerp form of β₁ m + (1 - β₁) g
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        denom = np.sqrt(v / (1 - beta2**step)) + eps
+        p.add_(-lr * (1.0 - mu) / (1.0 - mu_product) * grad / denom)
+        p.add_(-lr * mu_next / (1.0 - mu_product * mu_next) * m / denom)

@@ -1,0 +1,268 @@
+"""``Optimizer``: the base of every update rule, with PyTorch's param groups, state and state_dict.
+
+An optimizer holds ``param_groups`` (a list of dicts: ``"params"`` plus that group's
+hyperparameters) and ``state`` (a dict keyed by the parameter Tensor itself; Tensors hash by
+identity). ``step()`` calls the subclass's ``_update`` once for every parameter that has a
+gradient, under ``no_grad``. Conventions the subclasses share:
+
+- State buffers are Tensors, allocated at a parameter's first step and updated through their
+  arrays with NumPy's in-place operators.
+- The parameter itself changes only through Tensor in-place ops (``p.add_``, ``p.mul_``), so its
+  version counter moves, as in PyTorch: a graph that saved the old value refuses to backprop.
+- Hyperparameters are read as Python floats: a NumPy float64 scalar would promote a float32
+  array to float64 (NEP 50), a Python float never does.
+- The arithmetic follows PyTorch's single-tensor (``foreach=False``) code, operation by
+  operation, so float64 runs agree with ``torch.optim`` to rounding.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from backprop.autograd.grad_mode import enable_grad, no_grad
+from backprop.tensor import Tensor
+
+
+def _floats(group: dict, *names: str) -> tuple[float, ...]:
+    """The named hyperparameters of ``group`` as Python floats (weak scalars: no upcasting)."""
+    return tuple(float(group[name]) for name in names)
+
+
+def _copy_state_value(value, like: Tensor | None = None):
+    """A state value with its own memory: Tensors are copied (cast to ``like``'s floating dtype,
+    as PyTorch casts loaded state to the parameter's dtype); numbers are returned as they are."""
+    if isinstance(value, (Tensor, np.ndarray)):
+        arr = value.data if isinstance(value, Tensor) else value
+        if like is not None and arr.dtype.kind == "f" and like.dtype.kind == "f":
+            return Tensor(arr.astype(like.dtype, copy=True))
+        return Tensor(arr.copy())
+    return value
+
+
+class Optimizer:
+    """Base class of the optimizers: parameter groups, per-parameter state, ``state_dict``.
+
+    Args:
+        params: an iterable of Tensors (``model.parameters()``), or of dicts (param groups),
+            each with a ``"params"`` entry and any hyperparameters that override ``defaults``
+            for that group.
+        defaults: the hyperparameters of every group that does not set its own.
+
+    Attributes:
+        param_groups: list of dicts, ``"params"`` (a list of Tensors) plus hyperparameters.
+        state: dict from parameter Tensor to that parameter's state dict (empty until the
+            parameter's first step).
+
+    A subclass defines ``_update(p, grad, state, group)``, the update of one parameter (``grad``
+    is the gradient array, already negated under ``maximize``), and ``_check_group(group)``,
+    which validates hyperparameters (it runs for every group added).
+
+    Example:
+        >>> import backprop as bp
+        >>> model = bp.nn.Linear(3, 1)
+        >>> opt = bp.optim.SGD([{"params": [model.weight]},
+        ...                     {"params": [model.bias], "lr": 0.1}], lr=0.01, momentum=0.9)
+        >>> [group["lr"] for group in opt.param_groups]
+        [0.01, 0.1]
+    """
+
+    def __init__(self, params: Iterable, defaults: dict) -> None:
+        self.defaults = dict(defaults)
+        self.state: defaultdict[Tensor, dict] = defaultdict(dict)
+        self.param_groups: list[dict] = []
+        name = type(self).__name__
+        if isinstance(params, (Tensor, set, frozenset)):
+            raise TypeError(
+                f"{name}: params must be an ordered iterable of Tensors or of dicts (a list, "
+                f"model.parameters(), ...), got {type(params).__name__}"
+            )
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{name}: optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # --- hyperparameter checks (used by the subclasses' _check_group) ---
+    def _check_range(self, name: str, value, low: float = 0.0, high: float | None = None,
+                     closed: bool = False) -> None:
+        """Raise unless ``low <= value`` (and ``value < high``, or ``<= high`` when closed)."""
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise TypeError(f"{type(self).__name__}: {name} must be a real number, got "
+                            f"{value!r} ({type(value).__name__})")
+        ok = low <= value and (high is None or (value <= high if closed else value < high))
+        if not ok:  # NaN fails every comparison, so it lands here too
+            rule = f">= {low:g}" if high is None else (
+                f"in [{low:g}, {high:g}{']' if closed else ')'}")
+            raise ValueError(f"{type(self).__name__}: invalid {name}={value!r}: it must be {rule}")
+
+    def _check_betas(self, betas) -> None:
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise TypeError(f"{type(self).__name__}: betas must be a pair (beta1, beta2), got "
+                            f"{betas!r}")
+        for i, beta in enumerate(betas):
+            self._check_range(f"betas[{i}]", beta, 0.0, 1.0)
+
+    def _check_group(self, group: dict) -> None:
+        """Validate a group's hyperparameters (subclasses override)."""
+
+    # --- groups ---
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group of parameters with its own hyperparameters (unset ones take the defaults).
+
+        Useful to unfreeze layers during fine-tuning. A parameter may belong to one group only.
+        """
+        name = type(self).__name__
+        if not isinstance(param_group, dict):
+            raise TypeError(f"{name}: a param group must be a dict, got "
+                            f"{type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError(f"{name}: a param group needs a 'params' entry, got keys "
+                             f"{sorted(param_group)}")
+        params = param_group["params"]
+        if isinstance(params, (set, frozenset)):
+            raise TypeError(f"{name}: a group's params must be ordered (a list), not a set: "
+                            "set order changes between runs")
+        params = [params] if isinstance(params, Tensor) else list(params)
+        index = len(self.param_groups)
+        seen = {id(p): (g, j) for g, group in enumerate(self.param_groups)
+                for j, p in enumerate(group["params"])}
+        for i, p in enumerate(params):
+            where = f"param group {index}, params[{i}]"
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{name}: can only optimize Tensors, but {where} is a "
+                                f"{type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError(
+                    f"{name}: can't optimize a non-leaf Tensor: {where} (shape {p.shape}) was "
+                    f"computed by {p.grad_fn.name()}; pass leaf tensors (model.parameters())"
+                )
+            if id(p) in seen:
+                g, j = seen[id(p)]
+                raise ValueError(f"{name}: {where} (shape {p.shape}) is already optimized as "
+                                 f"param group {g}, params[{j}]; a parameter may appear once")
+            seen[id(p)] = (index, i)
+        group = dict(param_group)
+        group["params"] = params
+        for key, default in self.defaults.items():
+            group.setdefault(key, default)
+        self._check_group(group)
+        self.param_groups.append(group)
+
+    # --- the training-loop API ---
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients: to None (the default), or to zeros in place.
+
+        With None, a parameter that gets no gradient in the next backward is skipped by
+        ``step()``; with zeros it is updated with a zero gradient (weight decay and momentum
+        still act), as in PyTorch.
+        """
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.detach_()
+                    p.grad.zero_()
+
+    def step(self, closure: Callable[[], Tensor] | None = None):
+        """Update every parameter that has a gradient; parameters whose ``.grad`` is None are
+        skipped.
+
+        Args:
+            closure: optional; re-evaluates the model and returns the loss (it runs with
+                recording on, so it may call ``backward()``).
+
+        Returns:
+            The closure's loss, or None.
+        """
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                maximize = group.get("maximize", False)
+                for p in group["params"]:
+                    if p.grad is not None:
+                        grad = -p.grad.data if maximize else p.grad.data
+                        self._update(p, grad, self.state[p], group)
+        return loss
+
+    def _update(self, p: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
+        """Update one parameter in place (``grad`` must not be written to)."""
+        raise NotImplementedError(f"{type(self).__name__} must define _update()")
+
+    # --- checkpoints ---
+    def state_dict(self) -> dict:
+        """The optimizer's state in PyTorch's format, with its own copies of the state tensors.
+
+        ``{"state": {index: {name: value}}, "param_groups": [{hyperparameters, "params":
+        [index, ...]}]}``: parameters are referred to by their position, counted through the
+        groups in order. Load it into an optimizer built over the same parameters in the same
+        order.
+        """
+        index: dict[int, int] = {}
+        groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            packed["params"] = [index.setdefault(id(p), len(index)) for p in group["params"]]
+            groups.append(packed)
+        state = {index[id(p)]: {k: _copy_state_value(v) for k, v in s.items()}
+                 for p, s in self.state.items() if id(p) in index}
+        return {"state": dict(sorted(state.items())), "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Replace the state and the hyperparameters with those of ``state_dict`` (copied).
+
+        The groups must match this optimizer's in number and size. Floating state tensors are
+        cast to their parameter's dtype. Training then continues exactly where it was saved.
+        """
+        name = type(self).__name__
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: the state dict has {len(saved_groups)} "
+                             f"param groups, this optimizer {len(self.param_groups)}")
+        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"{name}.load_state_dict: param group {i} has {len(saved['params'])} "
+                    f"parameters in the state dict but {len(group['params'])} here"
+                )
+        params = {}
+        for saved, group in zip(saved_groups, self.param_groups):
+            params.update(zip(saved["params"], group["params"]))
+        state: defaultdict[Tensor, dict] = defaultdict(dict)
+        for key, values in state_dict["state"].items():
+            if key not in params:
+                raise ValueError(f"{name}.load_state_dict: state for parameter {key!r}, which "
+                                 "no param group lists")
+            p = params[key]
+            for k, v in values.items():
+                if isinstance(v, (Tensor, np.ndarray)) and np.shape(v) != p.shape:
+                    raise ValueError(f"{name}.load_state_dict: state {k!r} of parameter {key} "
+                                     f"has shape {np.shape(v)}, the parameter {p.shape}")
+            state[p] = {k: _copy_state_value(v, like=p) for k, v in values.items()}
+        new_groups = []
+        for saved, group in zip(saved_groups, self.param_groups):
+            new_group = {k: v for k, v in saved.items() if k != "params"}
+            new_group["params"] = group["params"]
+            for key, default in self.defaults.items():
+                new_group.setdefault(key, default)
+            self._check_group(new_group)
+            new_groups.append(new_group)
+        self.state, self.param_groups = state, new_groups
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {group[k]}" for k in sorted(group) if k != "params"]
+        return "\n".join(lines + [")"])

@@ -1,0 +1,75 @@
+"""RMSprop: steps divided by a running root mean square of the gradient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from backprop.optim.optimizer import Optimizer, _floats
+from backprop.tensor import Tensor
+
+
+class RMSprop(Optimizer):
+    r"""RMSprop (Hinton's lecture 6e; Graves 2013 for the centred form), PyTorch's ``RMSprop``.
+
+    For each parameter θ with gradient g::
+
+        g ← -g                          if maximize
+        g ← g + λ θ                     (weight_decay λ)
+        v ← α v + (1 - α) g²            (v₀ = 0)
+        ḡ ← α ḡ + (1 - α) g;  s = √(v - ḡ²)   if centered,  else  s = √v
+        b ← μ b + g / (s + ε);  θ ← θ - γ b     if momentum μ > 0   (b₀ = 0)
+        θ ← θ - γ g / (s + ε)                   otherwise
+
+    Args:
+        params: Tensors, or dicts of them with per-group options (see ``Optimizer``).
+        lr: learning rate γ. alpha: smoothing constant α. eps: ε. weight_decay: λ.
+        momentum: μ. centered: normalise by an estimate of the gradient's variance.
+        maximize: ascend the objective instead of descending.
+
+    State: ``step``, ``square_avg`` (v), ``momentum_buffer`` (b, when μ > 0), ``grad_avg``
+    (ḡ, when centered).
+    """
+
+    def __init__(self, params: Iterable, lr: float = 1e-2, alpha: float = 0.99,
+                 eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
+                 centered: bool = False, *, maximize: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered, maximize=maximize))
+
+    def _check_group(self, group: dict) -> None:
+        for name in ("lr", "eps", "weight_decay", "momentum"):
+            self._check_range(name, group[name])
+        self._check_range("alpha", group["alpha"], 0.0, 1.0, closed=True)
+
+    def _update(self, p: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
+        lr, alpha, eps, weight_decay, momentum = _floats(
+            group, "lr", "alpha", "eps", "weight_decay", "momentum")
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = Tensor(np.zeros_like(p.data))
+            if momentum > 0:
+                state["momentum_buffer"] = Tensor(np.zeros_like(p.data))
+            if group["centered"]:
+                state["grad_avg"] = Tensor(np.zeros_like(p.data))
+        state["step"] += 1
+        if weight_decay != 0:
+            grad = grad + weight_decay * p.data
+        v = state["square_avg"].data
+        v *= alpha
+        v += (1 - alpha) * grad * grad
+        if group["centered"]:
+            g_avg = state["grad_avg"].data
+            g_avg += (grad - g_avg) * (1 - alpha)  # PyTorch's lerp form
+            avg = np.sqrt(v - g_avg * g_avg)
+        else:
+            avg = np.sqrt(v)
+        avg += eps
+        if momentum > 0:
+            buf = state["momentum_buffer"].data
+            buf *= momentum
+            buf += grad / avg
+            p.add_(buf, alpha=-lr)
+        else:
+            p.add_(-lr * grad / avg)

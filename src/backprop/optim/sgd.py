@@ -1,0 +1,72 @@
+"""Stochastic gradient descent with momentum, dampening, Nesterov and weight decay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from backprop.optim.optimizer import Optimizer, _floats
+from backprop.tensor import Tensor
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent, optionally with momentum (PyTorch's ``SGD``).
+
+    For each parameter θ with gradient g, at step t::
+
+        g ← -g                      if maximize
+        g ← g + λ θ                 (weight_decay λ)
+        b ← g  at t = 1,  else  b ← μ b + (1 - τ) g      (momentum μ ≠ 0, dampening τ)
+        g ← g + μ b  if nesterov,  else  g ← b           (momentum μ ≠ 0)
+        θ ← θ - γ g                 (lr γ)
+
+    The buffer starts as the first gradient itself, undamped (PyTorch's rule, not b₀ = 0).
+
+    Args:
+        params: Tensors, or dicts of them with per-group options (see ``Optimizer``).
+        lr: learning rate γ. momentum: μ. dampening: τ. weight_decay: L2 penalty λ.
+        nesterov: Nesterov momentum (needs momentum > 0 and dampening 0).
+        maximize: ascend the objective instead of descending.
+
+    State: ``momentum_buffer`` (when momentum ≠ 0).
+
+    Example:
+        >>> import backprop as bp
+        >>> w = bp.tensor([1.0, -2.0], requires_grad=True)
+        >>> opt = bp.optim.SGD([w], lr=0.1)
+        >>> (w * w).sum().backward()
+        >>> opt.step()
+        >>> w
+        tensor([ 0.8, -1.6], requires_grad=True)
+    """
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.0,
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
+                 *, maximize: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=maximize))
+
+    def _check_group(self, group: dict) -> None:
+        for name in ("lr", "momentum", "weight_decay"):
+            self._check_range(name, group[name])
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0, got "
+                             f"momentum={group['momentum']!r}, dampening={group['dampening']!r}")
+
+    def _update(self, p: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
+        lr, momentum, dampening, weight_decay = _floats(
+            group, "lr", "momentum", "dampening", "weight_decay")
+        if weight_decay != 0:
+            grad = grad + weight_decay * p.data
+        if momentum != 0:
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = Tensor(grad.copy())
+            else:
+                buf = state["momentum_buffer"].data
+                buf *= momentum
+                buf += (1 - dampening) * grad
+            buf = state["momentum_buffer"].data
+            grad = grad + momentum * buf if group["nesterov"] else buf
+        p.add_(grad, alpha=-lr)
