@@ -168,6 +168,49 @@ def ours(spec: dict, weights, xs, ys) -> Impl:
     return impl
 
 
+def ours_nn(spec: dict, weights, xs, ys) -> Impl:
+    """The same step as a user writes it: nn.Linear layers, a functional loss, optim.SGD."""
+    sizes = spec["sizes"]
+    layers = []
+    for i in range(len(sizes) - 1):
+        lin = bp.nn.Linear(sizes[i], sizes[i + 1])
+        lin.load_state_dict({"weight": weights[2 * i].T, "bias": weights[2 * i + 1]})
+        layers.append(lin)
+        if i < len(sizes) - 2:
+            layers.append(bp.nn.Tanh() if spec["act"] == "tanh" else bp.nn.ReLU())
+    model = bp.nn.Sequential(*layers)
+    linears = [m for m in model if isinstance(m, bp.nn.Linear)]
+    opt = bp.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    batches = itertools.cycle([(bp.tensor(a), bp.tensor(b)) for a, b in zip(xs, ys)])
+    loss_fn = bp.nn.functional.mse_loss if spec["loss"] == "mse" else bp.nn.functional.cross_entropy
+
+    def zero():
+        opt.zero_grad()
+
+    def forward():
+        x, y = next(batches)
+        return loss_fn(model(x), y)
+
+    def backward(loss):
+        loss.backward()
+
+    def update():
+        opt.step()
+
+    def step():
+        zero()
+        backward(forward())
+        update()
+
+    # the floor's layout: W as (in, out)
+    impl = Impl("backprop, nn + optim.SGD", step,
+                lambda: [a for m in linears for a in (m.weight.data.T, m.bias.data)],
+                lambda: [a for m in linears for a in (m.weight.grad.data.T, m.bias.grad.data)],
+                "ours")
+    impl.phases = (zero, forward, backward, update)
+    return impl
+
+
 # --- PyTorch ---
 
 
@@ -290,7 +333,7 @@ def check_same_step(spec: dict, torch) -> None:
     weights, xs, ys = make_problem(spec, seed=1)
     ref = floor(spec, weights, xs, ys)
     ref.step()
-    others = [ours(spec, weights, xs, ys)]
+    others = [ours(spec, weights, xs, ys), ours_nn(spec, weights, xs, ys)]
     if torch is not None:
         others += torch_impls(torch, spec, weights, xs, ys)
     for impl in others:
@@ -322,7 +365,7 @@ def run_workload(key: str, torch, rounds: int, quick: bool) -> dict:
     print(f"\n== {spec['title']} ==")
     check_same_step(spec, torch)
     weights, xs, ys = make_problem(spec, seed=0)
-    impls = [ours(spec, weights, xs, ys)]
+    impls = [ours(spec, weights, xs, ys), ours_nn(spec, weights, xs, ys)]
     if torch is not None:
         impls += torch_impls(torch, spec, weights, xs, ys)
     impls.append(floor(spec, weights, xs, ys))
@@ -370,13 +413,14 @@ def report(spec: dict, impls: list, key: str) -> None:
         return
     print(f"  target: ours <= {spec['target']:.1f}x torch's step time (ratio of the medians; in "
           "brackets the median of the per-round ratios, robust to the machine changing speed)")
-    ours_times = impls[0].times
-    for impl in impls:
-        if impl.kind == "torch":
-            r = ours_t / med[impl.name]
-            paired = statistics.median(a / b for a, b in zip(ours_times, impl.times))
-            verdict = "met" if r <= spec["target"] else "NOT met"
-            print(f"    vs {impl.name:<42} ratio {r:5.2f} ({paired:4.2f})  {verdict}")
+    for mine in (i for i in impls if i.kind == "ours"):
+        print(f"  {mine.name}:")
+        for impl in impls:
+            if impl.kind == "torch":
+                r = med[mine.name] / med[impl.name]
+                paired = statistics.median(a / b for a, b in zip(mine.times, impl.times))
+                verdict = "met" if r <= spec["target"] else "NOT met"
+                print(f"    vs {impl.name:<42} ratio {r:5.2f} ({paired:4.2f})  {verdict}")
     print(f"  floor / torch ({torch_ref}): {fl / med[torch_ref]:.2f}x "
           f"(torch is {med[torch_ref] / fl:.2f}x the floor's time)")
 
