@@ -12,7 +12,7 @@ Example:
     tensor([2., 4., 6.])
 """
 
-from backprop import autograd, nn, optim
+from backprop import autograd, data, nn, optim
 from backprop._version import __version__
 from backprop.autograd import (
     detect_anomaly,
@@ -53,5 +53,5 @@ __all__ = [
     "enable_grad", "eye", "float16", "float32", "float64", "from_numpy", "full", "full_like",
     "gradcheck", "gradgradcheck", "int32", "int64", "is_grad_enabled", "linspace", "manual_seed",
     "no_grad", "ones", "ones_like", "rand", "rand_like", "randint", "randn", "randn_like",
-    "nn", "optim", "set_grad_enabled", "tensor", "zeros", "zeros_like", *_ops_all,
+    "data", "nn", "optim", "set_grad_enabled", "tensor", "zeros", "zeros_like", *_ops_all,
 ]
