@@ -3,6 +3,8 @@
 Every optimizer takes ``params`` (Tensors, or dicts of them with per-group options), keeps its
 per-parameter state in ``state``, and offers ``step(closure=None)``,
 ``zero_grad(set_to_none=True)``, ``add_param_group`` and ``state_dict`` / ``load_state_dict``.
+``Sophia`` refreshes a diagonal Hessian estimate from a closure every k steps. Learning-rate
+schedules are in ``backprop.optim.lr_scheduler``.
 
 Example:
     >>> import backprop as bp
@@ -16,6 +18,7 @@ Example:
     tensor([0.375], requires_grad=True)
 """
 
+from backprop.optim import lr_scheduler
 from backprop.optim.adadelta import Adadelta
 from backprop.optim.adagrad import Adagrad
 from backprop.optim.adam import Adam, AdamW
@@ -23,5 +26,7 @@ from backprop.optim.nadam import NAdam
 from backprop.optim.optimizer import Optimizer
 from backprop.optim.rmsprop import RMSprop
 from backprop.optim.sgd import SGD
+from backprop.optim.sophia import Sophia
 
-__all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "NAdam", "Optimizer", "RMSprop"]
+__all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "NAdam", "Optimizer", "RMSprop",
+           "Sophia", "lr_scheduler"]
