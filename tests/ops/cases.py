@@ -646,3 +646,152 @@ SHAPE = [
 
 
 CASES: list[OpCase] = UNARY + BINARY + REDUCTIONS + LINALG + SHAPE
+
+
+# --- convolution and pooling (issue 5): loop references over output positions ---
+
+
+def _pair2(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _conv2d_ref(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    (sh, sw), (dh, dw) = _pair2(stride), _pair2(dilation)
+    o, cg, kh, kw = w.shape
+    if padding == "same":
+        th, tw = dh * (kh - 1), dw * (kw - 1)
+        pads = ((th // 2, th - th // 2), (tw // 2, tw - tw // 2))
+    else:
+        ph, pw = _pair2(padding)
+        pads = ((ph, ph), (pw, pw))
+    xp = np.pad(x, ((0, 0), (0, 0)) + pads)
+    oh = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    ow = (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    og = o // groups
+    y = np.zeros((x.shape[0], o, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[:, :, i * sh : i * sh + dh * (kh - 1) + 1 : dh,
+                       j * sw : j * sw + dw * (kw - 1) + 1 : dw]
+            for g in range(groups):
+                y[:, g * og : (g + 1) * og, i, j] = np.einsum(
+                    "nckl,ockl->no", patch[:, g * cg : (g + 1) * cg], w[g * og : (g + 1) * og])
+    return y if b is None else y + b.reshape(1, -1, 1, 1)
+
+
+def _conv_transpose2d_ref(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
+                          dilation=1):
+    (sh, sw), (dh, dw) = _pair2(stride), _pair2(dilation)
+    (ph, pw), (oph, opw) = _pair2(padding), _pair2(output_padding)
+    n, c, h, wd = x.shape
+    cg, og, kh, kw = c // groups, w.shape[1], w.shape[2], w.shape[3]
+    full = np.zeros((n, og * groups, (h - 1) * sh + dh * (kh - 1) + 1 + oph,
+                     (wd - 1) * sw + dw * (kw - 1) + 1 + opw))
+    for i in range(h):
+        for j in range(wd):
+            for g in range(groups):
+                full[:, g * og : (g + 1) * og, i * sh : i * sh + dh * (kh - 1) + 1 : dh,
+                     j * sw : j * sw + dw * (kw - 1) + 1 : dw] += np.einsum(
+                    "nc,cokl->nokl", x[:, g * cg : (g + 1) * cg, i, j], w[g * cg : (g + 1) * cg])
+    y = full[:, :, ph : full.shape[2] - ph, pw : full.shape[3] - pw]
+    return y if b is None else y + b.reshape(1, -1, 1, 1)
+
+
+def _max_pool2d_ref(x, kernel_size, stride=None, padding=0, dilation=1, return_indices=False):
+    (kh, kw) = _pair2(kernel_size)
+    (sh, sw) = _pair2(stride if stride is not None else kernel_size)
+    (ph, pw), (dh, dw) = _pair2(padding), _pair2(dilation)
+    n, c, h, w = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    y, idx = np.zeros((n, c, oh, ow)), np.zeros((n, c, oh, ow), dtype=np.int64)
+    for i in range(oh):
+        for j in range(ow):
+            win = xp[:, :, i * sh : i * sh + dh * (kh - 1) + 1 : dh,
+                     j * sw : j * sw + dw * (kw - 1) + 1 : dw].reshape(n, c, -1)
+            a = win.argmax(-1)
+            y[:, :, i, j] = win.max(-1)
+            idx[:, :, i, j] = (i * sh - ph + (a // kw) * dh) * w + j * sw - pw + (a % kw) * dw
+    return (y, idx) if return_indices else y
+
+
+def _avg_pool2d_ref(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+    (kh, kw) = _pair2(kernel_size)
+    (sh, sw) = _pair2(stride if stride is not None else kernel_size)
+    ph, pw = _pair2(padding)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    ones = np.pad(np.ones(x.shape[2:]), ((ph, ph), (pw, pw)))
+    oh, ow = (xp.shape[2] - kh) // sh + 1, (xp.shape[3] - kw) // sw + 1
+    y = np.zeros(x.shape[:2] + (oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            rows, cols = slice(i * sh, i * sh + kh), slice(j * sw, j * sw + kw)
+            div = kh * kw if count_include_pad else ones[rows, cols].sum()
+            y[:, :, i, j] = xp[:, :, rows, cols].sum((2, 3)) / div
+    return y
+
+
+def _adaptive_avg_pool2d_ref(x, output_size):
+    oh, ow = _pair2(output_size)
+    h, w = x.shape[2:]
+    y = np.zeros(x.shape[:2] + (oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            rows = slice(i * h // oh, -(-(i + 1) * h // oh))
+            cols = slice(j * w // ow, -(-(j + 1) * w // ow))
+            y[:, :, i, j] = x[:, :, rows, cols].mean((2, 3))
+    return y
+
+
+def _nnf(name, **kw):
+    """``nn.functional.<name>(*inputs, **kw)`` in backprop, and the same call in torch."""
+    return (lambda *a: getattr(bp.nn.functional, name)(*a, **kw),
+            lambda *a: getattr(F, name)(*a, **kw))
+
+
+def _conv_case(name, shapes, ref, fn_name, **kw) -> OpCase:
+    fn, torch_fn = _nnf(fn_name, **kw)
+    return OpCase(name, fn, shapes, lambda *a: ref(*a, **kw), torch_fn=torch_fn,
+                  fwd_atol=1e-12, fwd_rtol=1e-9)
+
+
+def _distinct_2x4x5x5(rng):
+    """(2, 4, 5, 5) values 0.02 apart: no ties for max pooling, none within gradcheck's eps."""
+    return rng.permutation(2 * 4 * 5 * 5).reshape(2, 4, 5, 5) / 50.0 - 2
+
+CONV_POOL = [
+    _conv_case("conv2d", ((2, 3, 5, 5), (4, 3, 3, 3)), _conv2d_ref, "conv2d"),
+    _conv_case("conv2d_bias_stride_pad", ((2, 3, 5, 6), (4, 3, 3, 2), (4,)), _conv2d_ref,
+               "conv2d", stride=2, padding=1),
+    _conv_case("conv2d_dilation_groups", ((1, 4, 6, 6), (6, 2, 2, 3)), _conv2d_ref, "conv2d",
+               dilation=(2, 1), groups=2, stride=(1, 2), padding=(1, 0)),
+    _conv_case("conv2d_same_even_kernel", ((1, 2, 4, 5), (3, 2, 2, 2), (3,)), _conv2d_ref,
+               "conv2d", padding="same"),
+    _conv_case("conv2d_depthwise", ((2, 3, 4, 4), (3, 1, 3, 3)), _conv2d_ref, "conv2d",
+               groups=3, padding=1),
+    _conv_case("conv1d", ((2, 3, 7), (4, 3, 3), (4,)),
+               lambda x, w, b, **kw: _conv2d_ref(x[:, :, None], w[:, :, None], b, stride=(1, 2),
+                                                 padding=(0, 1), dilation=(1, 2))[:, :, 0],
+               "conv1d", stride=2, padding=1, dilation=2),
+    _conv_case("conv_transpose2d", ((2, 3, 3, 3), (3, 2, 3, 3), (2,)), _conv_transpose2d_ref,
+               "conv_transpose2d"),
+    _conv_case("conv_transpose2d_stride_pad_outpad", ((1, 4, 3, 2), (4, 1, 3, 2)),
+               _conv_transpose2d_ref, "conv_transpose2d", stride=(2, 3), padding=1,
+               output_padding=(1, 2), groups=2, dilation=(1, 2)),
+    _conv_case("max_pool2d", (_distinct_2x4x5x5,), _max_pool2d_ref, "max_pool2d", kernel_size=2),
+    _conv_case("max_pool2d_overlap_pad_dilation", (_distinct_2x4x5x5,), _max_pool2d_ref,
+               "max_pool2d", kernel_size=(3, 2), stride=1, padding=1, dilation=(1, 2)),
+    _conv_case("max_pool2d_return_indices", (_distinct_2x4x5x5,), _max_pool2d_ref, "max_pool2d",
+               kernel_size=3, stride=2, padding=1, return_indices=True),
+    _conv_case("max_pool1d", (lambda rng: rng.permutation(24).reshape(2, 3, 4) / 6.0,),
+               lambda x, **kw: _max_pool2d_ref(x[:, :, None], (1, 3), (1, 1), (0, 1))[:, :, 0],
+               "max_pool1d", kernel_size=3, stride=1, padding=1),
+    _conv_case("avg_pool2d", ((2, 3, 4, 4),), _avg_pool2d_ref, "avg_pool2d", kernel_size=2),
+    _conv_case("avg_pool2d_pad_exclude", ((1, 2, 5, 4),), _avg_pool2d_ref, "avg_pool2d",
+               kernel_size=3, stride=2, padding=1, count_include_pad=False),
+    _conv_case("adaptive_avg_pool2d", ((2, 2, 5, 7),), _adaptive_avg_pool2d_ref,
+               "adaptive_avg_pool2d", output_size=(3, 4)),
+]
+
+CASES += CONV_POOL

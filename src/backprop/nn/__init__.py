@@ -13,20 +13,37 @@ from backprop.nn.activation import (
     Softplus,
     Tanh,
 )
-from backprop.nn.linear import Flatten, Identity, Linear, Unflatten
+from backprop.nn.conv import Conv1d, Conv2d, ConvTranspose2d
+from backprop.nn.dropout import Dropout, Dropout2d
+from backprop.nn.linear import Bilinear, Flatten, Identity, Linear, Unflatten
 from backprop.nn.loss import (
     BCELoss,
     BCEWithLogitsLoss,
+    CosineEmbeddingLoss,
     CrossEntropyLoss,
+    HingeEmbeddingLoss,
+    HuberLoss,
+    KLDivLoss,
     L1Loss,
     MSELoss,
+    MultiMarginLoss,
     NLLLoss,
+    SmoothL1Loss,
+    TripletMarginLoss,
 )
 from backprop.nn.module import Module, ModuleDict, ModuleList, Parameter, Sequential
+from backprop.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from backprop.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool1d, MaxPool2d
+from backprop.nn.sparse import Embedding
 
 __all__ = [
+    "AdaptiveAvgPool2d", "AvgPool2d", "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool1d",
+    "MaxPool2d",
+    "BatchNorm1d", "BatchNorm2d", "Bilinear", "Dropout", "Dropout2d", "Embedding", "LayerNorm",
     "ELU", "GELU", "Flatten", "Identity", "LeakyReLU", "Linear", "LogSoftmax", "Module",
     "ModuleDict", "ModuleList", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid", "Softmax",
     "Softplus", "Tanh", "Unflatten", "functional", "init", "utils",
     "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "MSELoss", "NLLLoss",
+    "CosineEmbeddingLoss", "HingeEmbeddingLoss", "HuberLoss", "KLDivLoss", "MultiMarginLoss",
+    "SmoothL1Loss", "TripletMarginLoss",
 ]

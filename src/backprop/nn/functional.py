@@ -6,13 +6,37 @@ Layers call these; they never reimplement the maths. Losses live here too (see `
 from __future__ import annotations
 
 import backprop as _bp
+from backprop.nn._functional_conv import (
+    adaptive_avg_pool2d,
+    avg_pool2d,
+    conv1d,
+    conv2d,
+    conv_transpose2d,
+    max_pool1d,
+    max_pool2d,
+)
+from backprop.nn._functional_layers import (
+    batch_norm,
+    bilinear,
+    dropout,
+    dropout2d,
+    embedding,
+    layer_norm,
+)
 from backprop.nn.loss import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
+    cosine_embedding_loss,
     cross_entropy,
+    hinge_embedding_loss,
+    huber_loss,
+    kl_div,
     l1_loss,
     mse_loss,
+    multi_margin_loss,
     nll_loss,
+    smooth_l1_loss,
+    triplet_margin_loss,
 )
 from backprop.ops.elementwise import elu, gelu, leaky_relu, relu, sigmoid, softplus, tanh
 from backprop.ops.linalg import MatMul
@@ -20,10 +44,15 @@ from backprop.ops.nn_ops import log_softmax, softmax
 from backprop.tensor import Tensor
 
 __all__ = [
+    "adaptive_avg_pool2d", "avg_pool2d", "conv1d", "conv2d", "conv_transpose2d",
+    "max_pool1d", "max_pool2d",
+    "batch_norm", "bilinear", "dropout", "dropout2d", "embedding", "layer_norm",
     "elu", "gelu", "leaky_relu", "linear", "log_softmax", "relu", "sigmoid", "silu", "softmax",
     "softplus", "tanh",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "l1_loss",
     "mse_loss", "nll_loss",
+    "cosine_embedding_loss", "hinge_embedding_loss", "huber_loss", "kl_div", "multi_margin_loss",
+    "smooth_l1_loss", "triplet_margin_loss",
 ]
 
 

@@ -94,3 +94,57 @@ class Unflatten(Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class Bilinear(Module):
+    """yₖ = x₁ᵀ Wₖ x₂ + bₖ: PyTorch's ``Bilinear``.
+
+    Args:
+        in1_features: size of each first input sample.
+        in2_features: size of each second input sample.
+        out_features: size of each output sample.
+        bias: whether to learn an additive bias.
+        dtype: parameter dtype (float32 by default).
+
+    Shapes: (*, in1_features), (*, in2_features) -> (*, out_features). ``weight`` is
+    (out_features, in1_features, in2_features); weight and bias are initialised as PyTorch
+    does: U(-1/√in1_features, 1/√in1_features).
+
+    Example:
+        >>> import backprop as bp
+        >>> bp.nn.Bilinear(3, 4, 5)(bp.ones(2, 3), bp.ones(2, 4)).shape
+        (2, 5)
+    """
+
+    def __init__(self, in1_features: int, in2_features: int, out_features: int,
+                 bias: bool = True, dtype=None) -> None:
+        super().__init__()
+        if min(in1_features, in2_features, out_features) <= 0:
+            raise ValueError(
+                f"Bilinear: in1_features, in2_features and out_features must be positive, got "
+                f"{in1_features}, {in2_features} and {out_features}"
+            )
+        self.in1_features, self.in2_features = in1_features, in2_features
+        self.out_features = out_features
+        self.weight = Parameter(
+            creation.empty(out_features, in1_features, in2_features, dtype=dtype)
+        )
+        if bias:
+            self.bias = Parameter(creation.empty(out_features, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Re-initialise as PyTorch does."""
+        bound = 1 / math.sqrt(self.in1_features)
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input1: Tensor, input2: Tensor) -> Tensor:
+        return F.bilinear(input1, input2, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")

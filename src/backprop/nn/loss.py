@@ -1,11 +1,14 @@
 """Loss functions and loss modules, with PyTorch's names, signatures, defaults and semantics.
 
-The functions (``mse_loss``, ``l1_loss``, ``cross_entropy``, ``nll_loss``,
-``binary_cross_entropy``, ``binary_cross_entropy_with_logits``) are re-exported by
-``backprop.nn.functional``; the modules (``MSELoss``, ``CrossEntropyLoss``, ...) by ``backprop.nn``.
-Every loss takes ``reduction='mean' | 'sum' | 'none'``.
+The functions (``mse_loss``, ``l1_loss``, ``huber_loss``, ``smooth_l1_loss``, ``cross_entropy``,
+``nll_loss``, ``binary_cross_entropy``, ``binary_cross_entropy_with_logits``, ``kl_div``,
+``multi_margin_loss``, ``hinge_embedding_loss``, ``cosine_embedding_loss``,
+``triplet_margin_loss``) are re-exported by ``backprop.nn.functional``; the modules (``MSELoss``,
+``CrossEntropyLoss``, ...) by ``backprop.nn``. Every loss takes ``reduction='mean' | 'sum' |
+'none'`` (``kl_div`` also ``'batchmean'``).
 
-mse and l1 losses and binary_cross_entropy_with_logits are composites of core ops. cross_entropy
+Only cross_entropy, nll_loss and binary_cross_entropy use primitives of their own; every other
+loss is a composite of core ops, so its gradients (of any order) follow automatically. cross_entropy
 is the fused ``LogSoftmax`` followed by the ``NLLLoss`` primitive (stable for logits of ±1e4), and
 binary_cross_entropy has its own primitive (``BinaryCrossEntropy``) to keep PyTorch's finite
 gradient where the log is clamped. See ``backprop.ops.nn_ops`` for the reasons.
@@ -27,26 +30,33 @@ from backprop.errors import ShapeError
 from backprop.nn.module import Module
 from backprop.ops import nn_ops
 from backprop.ops._util import const
-from backprop.ops.elementwise import softplus
+from backprop.ops.elementwise import clamp, minimum, relu, softplus, where
 from backprop.ops.nn_ops import BinaryCrossEntropy, _class_shape, log_softmax
+from backprop.ops.reduction import norm
 from backprop.tensor import Tensor
 
 __all__ = [
-    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "MSELoss", "NLLLoss",
-    "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "l1_loss",
-    "mse_loss", "nll_loss",
+    "BCELoss", "BCEWithLogitsLoss", "CosineEmbeddingLoss", "CrossEntropyLoss",
+    "HingeEmbeddingLoss", "HuberLoss", "KLDivLoss", "L1Loss", "MSELoss", "MultiMarginLoss",
+    "NLLLoss", "SmoothL1Loss", "TripletMarginLoss",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "cosine_embedding_loss",
+    "cross_entropy", "hinge_embedding_loss", "huber_loss", "kl_div", "l1_loss", "mse_loss",
+    "multi_margin_loss", "nll_loss", "smooth_l1_loss", "triplet_margin_loss",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
+_KL_REDUCTIONS = ("mean", "batchmean", "sum", "none")
+_COSINE_EPS = 1e-12  # added to each squared norm, as PyTorch's cosine_embedding_loss does
 
 
 # --- argument checks shared by the losses ---
 
 
-def _check_reduction(fn: str, reduction) -> None:
-    if reduction not in _REDUCTIONS:
+def _check_reduction(fn: str, reduction, allowed: tuple = _REDUCTIONS) -> None:
+    if reduction not in allowed:
+        names = [repr(r) for r in allowed]
         raise ValueError(
-            f"{fn}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}"
+            f"{fn}: reduction must be {', '.join(names[:-1])} or {names[-1]}, got {reduction!r}"
         )
 
 
@@ -107,7 +117,7 @@ def _class_dim(fn: str, input: Tensor) -> int:
     return 1 if input.ndim > 1 else 0
 
 
-def _class_targets(fn: str, input: Tensor, target, ignore_index: int) -> np.ndarray:
+def _class_targets(fn: str, input: Tensor, target, ignore_index: int | None) -> np.ndarray:
     """Check class-index targets against the input and return them as an int64 array."""
     t = target.data if isinstance(target, Tensor) else np.asarray(target)
     cdim = _class_dim(fn, input)
@@ -129,12 +139,15 @@ def _class_targets(fn: str, input: Tensor, target, ignore_index: int) -> np.ndar
             f"class indices need shape {expected}, the input's shape without its class "
             f"dimension {cdim} (of size C={n_classes})"
         )
-    bad = ((t < 0) | (t >= n_classes)) & (t != ignore_index)
+    bad = (t < 0) | (t >= n_classes)
+    if ignore_index is not None:
+        bad &= t != ignore_index
     if bad.any():
         found = np.unique(t[bad])
+        ignored = "" if ignore_index is None else f" or ignore_index={ignore_index}"
         raise IndexError(
-            f"{fn}: target values must be class indices in [0, {n_classes}) or "
-            f"ignore_index={ignore_index}; found {found[:5].tolist()} (input of shape "
+            f"{fn}: target values must be class indices in [0, {n_classes}){ignored}; "
+            f"found {found[:5].tolist()} (input of shape "
             f"{input.shape} has C={n_classes} classes); check the labels and the number of "
             "outputs of the last layer"
         )
@@ -199,6 +212,22 @@ def l1_loss(input: Tensor, target: Tensor, *, reduction: str = "mean",
 
 def _regression_loss(fn, input, target, reduction, weight, square) -> Tensor:
     _check_reduction(fn, reduction)
+    diff = _residual(fn, input, target, stacklevel=4)
+    loss = diff * diff if square else diff.abs()
+    if weight is None:
+        return _reduce(loss, reduction)
+    weight = _as_tensor(weight)
+    if weight.shape != input.shape:
+        raise ShapeError(
+            f"{fn}: weight of shape {weight.shape} must have the input's shape {input.shape}"
+        )
+    loss = loss * weight
+    return loss.sum() / weight.sum() if reduction == "mean" else _reduce(loss, reduction)
+
+
+def _residual(fn: str, input: Tensor, target, stacklevel: int) -> Tensor:
+    """input - target; a target of another shape that broadcasts warns (PyTorch's rule for the
+    regression losses), one that does not is a ShapeError."""
     target = _as_tensor(target)
     if target.shape != input.shape:
         try:
@@ -212,19 +241,9 @@ def _regression_loss(fn, input, target, reduction, weight, square) -> Tensor:
             f"{fn}: target of shape {target.shape} differs from input of shape {input.shape}: "
             "they are broadcast together, which is likely to give wrong results; give the "
             "target the input's shape",
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
-    diff = input - target
-    loss = diff * diff if square else diff.abs()
-    if weight is None:
-        return _reduce(loss, reduction)
-    weight = _as_tensor(weight)
-    if weight.shape != input.shape:
-        raise ShapeError(
-            f"{fn}: weight of shape {weight.shape} must have the input's shape {input.shape}"
-        )
-    loss = loss * weight
-    return loss.sum() / weight.sum() if reduction == "mean" else _reduce(loss, reduction)
+    return input - target
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, *,
@@ -421,15 +440,376 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
     return _reduce(loss, reduction)
 
 
+# --- robust regression: huber_loss and smooth_l1_loss ---
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
+               weight: Tensor | None = None) -> Tensor:
+    """Huber loss: ½·d² where |d| < delta, else delta·(|d| - ½·delta), with d = input - target.
+
+    Its gradient is d clipped to [-delta, delta]. Computed as ½·q² + delta·(|d| - q) with
+    q = min(|d|, delta): no residual beyond delta is ever squared, so a huge residual cannot
+    overflow (in float32 either).
+
+    Args:
+        input: predictions, any shape (*).
+        target: the same shape (*); other broadcastable shapes warn, as in PyTorch.
+        reduction: 'mean' (default), 'sum' or 'none'.
+        delta: the positive threshold between the quadratic and the linear part.
+        weight: per-element weights of the input's shape (differentiable, as in PyTorch);
+            'mean' is then the plain mean of the weighted losses, as in PyTorch.
+
+    Returns:
+        A 0-d tensor, or shape (*) for ``reduction='none'``.
+
+    Example:
+        >>> import backprop as bp
+        >>> bp.nn.functional.huber_loss(bp.tensor([0.5, 3.0]), bp.tensor([0.0, 0.0]))
+        tensor(1.3125)
+    """
+    fn = "huber_loss"
+    _check_reduction(fn, reduction)
+    if not delta > 0:  # written so that NaN fails too
+        raise ValueError(f"{fn}: delta must be positive, got {delta}")
+    z = _residual(fn, input, target, stacklevel=3).abs()
+    q = clamp(z, max=delta)
+    loss = 0.5 * q * q + delta * (z - q)
+    if weight is None:
+        return _reduce(loss, reduction)
+    weight = _as_tensor(weight)
+    if weight.shape != input.shape:
+        raise ShapeError(
+            f"{fn}: weight of shape {weight.shape} must have the input's shape {input.shape}"
+        )
+    return _reduce(loss * weight, reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, *, reduction: str = "mean",
+                   beta: float = 1.0) -> Tensor:
+    """Smooth L1 loss: ½·d²/beta where |d| < beta, else |d| - ½·beta, with d = input - target.
+
+    Equal to ``huber_loss(input, target, delta=beta) / beta``; ``beta=0`` gives ``l1_loss``.
+    Its gradient is d/beta clipped to [-1, 1].
+
+    Args:
+        input: predictions, any shape (*).
+        target: the same shape (*); other broadcastable shapes warn, as in PyTorch.
+        reduction: 'mean' (default), 'sum' or 'none'.
+        beta: the non-negative threshold between the quadratic and the linear part.
+
+    Returns:
+        A 0-d tensor, or shape (*) for ``reduction='none'``.
+
+    Example:
+        >>> import backprop as bp
+        >>> bp.nn.functional.smooth_l1_loss(bp.tensor([0.5, 3.0]), bp.tensor([0.0, 0.0]))
+        tensor(1.3125)
+    """
+    fn = "smooth_l1_loss"
+    _check_reduction(fn, reduction)
+    if not beta >= 0:
+        raise ValueError(f"{fn}: beta must be non-negative, got {beta}")
+    z = _residual(fn, input, target, stacklevel=3).abs()
+    if beta == 0:
+        return _reduce(z, reduction)
+    q = clamp(z, max=beta)  # as in huber_loss: nothing beyond beta is squared
+    return _reduce(0.5 * q * q / beta + (z - q), reduction)
+
+
+# --- kl_div ---
+
+
+def kl_div(input: Tensor, target: Tensor, *, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    """Kullback-Leibler divergence, pointwise t·(ln t - x) from log-probabilities x.
+
+    With ``log_target=True`` the target holds log-probabilities too: exp(t)·(t - x). Otherwise
+    the term t·ln t is taken as 0 where t = 0 (PyTorch's xlogy). Both the input and the target
+    are differentiable.
+
+    Args:
+        input: log-probabilities, any shape (*), usually (N, C).
+        target: probabilities (or log-probabilities) of the same shape (*); other shapes that
+            broadcast are broadcast, as in PyTorch.
+        reduction: 'mean' (default, with PyTorch's warning: the mean over *all* elements, which
+            is not the KL divergence), 'batchmean' (the sum divided by the batch size
+            ``input.shape[0]``, the mathematical KL divergence per sample; the sum for a 0-d
+            input), 'sum' or 'none'.
+        log_target: whether ``target`` is given as log-probabilities.
+
+    Returns:
+        A 0-d tensor, or the broadcast shape (*) for ``reduction='none'``.
+
+    Example:
+        >>> import backprop as bp
+        >>> logq = bp.tensor([[0.5, 0.5]]).log()
+        >>> p = bp.tensor([[1.0, 0.0]])
+        >>> round(bp.nn.functional.kl_div(logq, p, reduction='batchmean').item(), 4)  # ln 2
+        0.6931
+    """
+    fn = "kl_div"
+    _check_reduction(fn, reduction, _KL_REDUCTIONS)
+    target = _as_tensor(target)
+    try:
+        np.broadcast_shapes(input.shape, target.shape)
+    except ValueError:
+        raise ShapeError(
+            f"{fn}: target of shape {target.shape} does not fit input of shape {input.shape}; "
+            "give the target the input's shape"
+        ) from None
+    if reduction == "mean":
+        warnings.warn(
+            f"{fn}: reduction='mean' divides the total loss by both the batch size and the "
+            "support size; 'batchmean' divides only by the batch size, as the definition of the "
+            "KL divergence does. ('mean' is kept as PyTorch computes it.)",
+            stacklevel=2,
+        )
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        loss = _xlogx(target) - target * input
+    if reduction == "batchmean":
+        total = loss.sum()
+        return total / input.shape[0] if input.ndim else total
+    return _reduce(loss, reduction)
+
+
+def _xlogx(t: Tensor) -> Tensor:
+    """t·ln t, taken as 0 at t = 0 (with gradient 0 there); NaN for t < 0, as in PyTorch."""
+    zero = t.data == 0
+    with np.errstate(invalid="ignore", divide="ignore"):  # ln of a negative target: NaN
+        return where(zero, 0.0, t * where(zero, 1.0, t).log())
+
+
+# --- margin losses ---
+
+
+def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0,
+                      weight: Tensor | None = None, *, reduction: str = "mean") -> Tensor:
+    """Multi-class hinge (SVM) loss: per sample, Σ_{i≠y} w[y]·max(0, margin - x[y] + x[i])^p / C.
+
+    Args:
+        input: scores (N, C), or (C,) for one sample.
+        target: class indices (int64) of shape (N,) (or () for a (C,) input), each in [0, C).
+        p: 1 (default) or 2.
+        margin: the margin each wrong class must stay below the true one.
+        weight: (C,) rescaling weight per class, applied by the true class y (not
+            differentiable, as in PyTorch).
+        reduction: 'mean' (default: over the samples), 'sum' or 'none'.
+
+    Returns:
+        A 0-d tensor, or shape (N,) (or ()) for ``reduction='none'``.
+
+    Example:
+        >>> import backprop as bp
+        >>> x = bp.tensor([[0.1, 0.2, 0.4, 0.8]])
+        >>> round(bp.nn.functional.multi_margin_loss(x, bp.tensor([3])).item(), 4)
+        0.325
+    """
+    fn = "multi_margin_loss"
+    _check_reduction(fn, reduction)
+    _check_multi_margin_p(fn, p)
+    if input.ndim not in (1, 2) or input.numel() == 0:
+        raise ShapeError(
+            f"{fn}: input of shape {input.shape} must hold scores of shape (N, C), or (C,) for "
+            "one sample, with C > 0"
+        )
+    t = _class_targets(fn, input, target, None)
+    w = _class_weight(fn, weight, input)
+    x = input if input.ndim == 2 else input.unsqueeze(0)
+    y = t.reshape(-1)
+    n_classes = x.shape[1]
+    x_y = x[np.arange(x.shape[0]), y].unsqueeze(1)
+    h = relu(margin - x_y + x)
+    if p == 2:
+        h = h * h
+    # the true class's own term (max(0, margin)) is left out of the sum
+    others = np.arange(n_classes) != y[:, None]
+    loss = (h * const(others.astype(input.dtype))).sum(1) / n_classes
+    if w is not None:
+        loss = loss * const(w[y])
+    if input.ndim == 1:
+        loss = loss.reshape(())
+    return _reduce(loss, reduction)
+
+
+def _check_multi_margin_p(fn: str, p) -> None:
+    if isinstance(p, bool) or p not in (1, 2):
+        raise ValueError(f"{fn}: only p == 1 and p == 2 are supported (as in PyTorch), got {p!r}")
+
+
+def _sign_targets(fn: str, target, shape: tuple, exact: bool) -> np.ndarray:
+    """Check ±1 targets (1: similar, -1: dissimilar) and return where they are 1."""
+    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if exact:
+        if t.shape != shape:
+            raise ShapeError(f"{fn}: target of shape {t.shape} must have shape {shape}")
+    else:
+        _check_broadcasts_to(fn, "target", t, shape)
+    bad = (t != 1) & (t != -1)
+    if bad.any():
+        raise ValueError(
+            f"{fn}: target values must be 1 (similar) or -1 (dissimilar), found "
+            f"{np.unique(t[bad])[:5].tolist()}"
+        )
+    return t == 1
+
+
+def _check_margin(fn: str, margin, low: float = -math.inf, high: float = math.inf,
+                  rule: str = "a finite number") -> None:
+    if isinstance(margin, bool) or not (low <= margin <= high and math.isfinite(margin)):
+        raise ValueError(f"{fn}: margin must be {rule}, got {margin!r}")
+
+
+def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, *,
+                         reduction: str = "mean") -> Tensor:
+    """Hinge embedding loss: x where the target is 1, max(0, margin - x) where it is -1.
+
+    Used with x a distance (e.g. the L1 distance of a pair) and the target saying whether the
+    pair is similar (1) or dissimilar (-1).
+
+    Args:
+        input: any shape (*).
+        target: 1 or -1 per element: the input's shape (*), or one that broadcasts to it (not
+            differentiable).
+        margin: the distance beyond which dissimilar pairs cost nothing.
+        reduction: 'mean' (default), 'sum' or 'none'.
+
+    Returns:
+        A 0-d tensor, or shape (*) for ``reduction='none'``.
+
+    Example:
+        >>> import backprop as bp
+        >>> x, t = bp.tensor([0.3, 0.25, 2.0]), bp.tensor([1.0, -1.0, -1.0])
+        >>> bp.nn.functional.hinge_embedding_loss(x, t, reduction='none')
+        tensor([0.3 , 0.75, 0.  ])
+    """
+    fn = "hinge_embedding_loss"
+    _check_reduction(fn, reduction)
+    _check_margin(fn, margin)
+    similar = _sign_targets(fn, target, input.shape, exact=False)
+    # clamp, not relu: PyTorch's clamp_min passes the gradient at margin - x = 0 too
+    return _reduce(where(similar, input, clamp(margin - input, min=0.0)), reduction)
+
+
+def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor,
+                          margin: float = 0.0, *, reduction: str = "mean") -> Tensor:
+    """Cosine embedding loss: 1 - cos(x1, x2) where the target is 1, max(0, cos(x1, x2) - margin)
+    where it is -1.
+
+    cos = Σ x1·x2 / √((Σ x1² + ε)(Σ x2² + ε)) with ε = 1e-12, as in PyTorch, so a zero vector
+    gives cos = 0 and a finite gradient.
+
+    Args:
+        input1: (N, D), or (D,) for one pair.
+        input2: the same shape (or one that broadcasts with it).
+        target: 1 or -1 per pair, shape (N,) (or ()); not differentiable.
+        margin: in [-1, 1]; 0 (default) to 0.5 is suggested.
+        reduction: 'mean' (default), 'sum' or 'none'.
+
+    Returns:
+        A 0-d tensor, or shape (N,) (or ()) for ``reduction='none'``.
+
+    Example:
+        >>> import backprop as bp
+        >>> a, b = bp.tensor([[1.0, 0.0], [1.0, 1.0]]), bp.tensor([[0.0, 1.0], [1.0, 1.0]])
+        >>> bp.nn.functional.cosine_embedding_loss(a, b, bp.tensor([1, -1]), reduction='none')
+        tensor([1., 1.])
+    """
+    fn = "cosine_embedding_loss"
+    _check_reduction(fn, reduction)
+    _check_margin(fn, margin, -1.0, 1.0, "in [-1, 1]")
+    t_shape = target.shape if isinstance(target, Tensor) else np.shape(target)
+    if len(t_shape) > 1 or input1.ndim != len(t_shape) + 1 or input2.ndim != input1.ndim:
+        raise ShapeError(
+            f"{fn}: inputs of shapes {input1.shape} and {input2.shape} with a target of shape "
+            f"{t_shape}: expected inputs (N, D) with a target (N,), or inputs (D,) with a "
+            "target ()"
+        )
+    try:
+        shape = np.broadcast_shapes(input1.shape, input2.shape)
+    except ValueError:
+        raise ShapeError(
+            f"{fn}: input1 of shape {input1.shape} and input2 of shape {input2.shape} do not "
+            "fit; give them the same shape"
+        ) from None
+    similar = _sign_targets(fn, target, shape[:-1], exact=True)
+    dim = input1.ndim - 1
+    dot = (input1 * input2).sum(dim)
+    sq1 = (input1 * input1).sum(dim) + _COSINE_EPS
+    sq2 = (input2 * input2).sum(dim) + _COSINE_EPS
+    cos = dot / (sq1 * sq2).sqrt()
+    return _reduce(where(similar, 1 - cos, clamp(cos - margin, min=0.0)), reduction)
+
+
+def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor,
+                        margin: float = 1.0, p: float = 2.0, eps: float = 1e-6,
+                        swap: bool = False, *, reduction: str = "mean") -> Tensor:
+    """Triplet margin loss: max(0, margin + d(a, pos) - d(a, neg)) per triplet.
+
+    d is PyTorch's ``pairwise_distance``: the p-norm of x1 - x2 + eps over the last dimension
+    (eps keeps the norm's gradient finite when x1 = x2).
+
+    Args:
+        anchor: (N, D), or (D,) for one triplet.
+        positive: the same number of dimensions; shapes that broadcast together.
+        negative: the same number of dimensions; shapes that broadcast together.
+        margin: greater than 0.
+        p: the norm degree, greater than 0.
+        eps: added to each difference before the norm.
+        swap: use min(d(a, neg), d(pos, neg)) as the negative distance (the distance swap of
+            Balntas et al., 2016).
+        reduction: 'mean' (default), 'sum' or 'none'.
+
+    Returns:
+        A 0-d tensor, or shape (N,) (or ()) for ``reduction='none'``.
+
+    Example:
+        >>> import backprop as bp
+        >>> a, pos, neg = bp.tensor([[0.0, 0.0]]), bp.tensor([[1.0, 0.0]]), bp.tensor([[3.0, 0.0]])
+        >>> bp.nn.functional.triplet_margin_loss(a, pos, neg, eps=0.0)  # max(0, 1 + 1 - 3)
+        tensor(0.)
+    """
+    fn = "triplet_margin_loss"
+    _check_reduction(fn, reduction)
+    _check_margin(fn, margin, math.ulp(0.0), math.inf, "greater than 0 (as in PyTorch)")
+    if isinstance(p, bool) or not p > 0:
+        raise ValueError(f"{fn}: p must be greater than 0 (the degree of the norm), got {p!r}")
+    shapes = (anchor.shape, positive.shape, negative.shape)
+    fits = len({len(s) for s in shapes}) == 1 and anchor.ndim > 0
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ShapeError(
+            f"{fn}: anchor {anchor.shape}, positive {positive.shape} and negative "
+            f"{negative.shape} must have the same number of dimensions (at least 1) and "
+            "shapes that broadcast together, e.g. all (N, D)"
+        )
+    d_pos = _pairwise_distance(anchor, positive, p, eps)
+    d_neg = _pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_neg = minimum(d_neg, _pairwise_distance(positive, negative, p, eps))
+    return _reduce(clamp(margin + d_pos - d_neg, min=0.0), reduction)
+
+
+def _pairwise_distance(x1: Tensor, x2: Tensor, p: float, eps: float) -> Tensor:
+    """PyTorch's pairwise_distance: ‖x1 - x2 + eps‖_p over the last dimension."""
+    return norm(x1 - x2 + eps, p, -1)
+
+
 # --- loss modules ---
 
 
 class _Loss(Module):
     """Base of the loss modules: holds ``reduction`` (checked here, not at the first call)."""
 
+    _reductions = _REDUCTIONS
+
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        _check_reduction(type(self).__name__, reduction)
+        _check_reduction(type(self).__name__, reduction, self._reductions)
         self.reduction = reduction
 
 
@@ -564,3 +944,163 @@ class BCEWithLogitsLoss(_Loss):
         return binary_cross_entropy_with_logits(input, target, self.weight,
                                                 reduction=self.reduction,
                                                 pos_weight=self.pos_weight)
+
+
+class HuberLoss(_Loss):
+    """Huber loss, ``huber_loss``. Shapes: input (*), target (*) -> () or (*) for 'none'.
+
+    Args:
+        reduction: 'mean' (default), 'sum' or 'none'.
+        delta: the positive threshold between the quadratic and the linear part (1.0).
+    """
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
+        super().__init__(reduction)
+        if not delta > 0:
+            raise ValueError(f"HuberLoss: delta must be positive, got {delta}")
+        self.delta = delta
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+
+class SmoothL1Loss(_Loss):
+    """Smooth L1 loss, ``smooth_l1_loss``. Shapes: input (*), target (*) -> () or (*) for
+    'none'.
+
+    Args:
+        reduction: 'mean' (default), 'sum' or 'none'.
+        beta: the non-negative threshold between the quadratic and the linear part (1.0).
+    """
+
+    def __init__(self, *, reduction: str = "mean", beta: float = 1.0) -> None:
+        super().__init__(reduction)
+        if not beta >= 0:
+            raise ValueError(f"SmoothL1Loss: beta must be non-negative, got {beta}")
+        self.beta = beta
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
+class KLDivLoss(_Loss):
+    """Kullback-Leibler divergence from log-probabilities, ``kl_div``.
+
+    Shapes: input (*), target (*) -> () or (*) for 'none'.
+
+    Args:
+        reduction: 'mean' (default; warns, as in PyTorch), 'batchmean' (the KL divergence per
+            sample), 'sum' or 'none'.
+        log_target: whether the target holds log-probabilities.
+
+    Example:
+        >>> import backprop as bp
+        >>> criterion = bp.nn.KLDivLoss(reduction='batchmean', log_target=True)
+        >>> logq = bp.tensor([[0.5, 0.5]]).log()
+        >>> criterion(logq, logq)
+        tensor(0.)
+    """
+
+    _reductions = _KL_REDUCTIONS
+
+    def __init__(self, *, reduction: str = "mean", log_target: bool = False) -> None:
+        super().__init__(reduction)
+        self.log_target = log_target
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+
+class MultiMarginLoss(_WeightedLoss):
+    """Multi-class hinge (SVM) loss, ``multi_margin_loss``.
+
+    Shapes: input (N, C) or (C,); target (N,) or () -> () or the target's shape for 'none'.
+
+    Args:
+        p: 1 (default) or 2.
+        margin: 1.0 by default.
+        weight: (C,) class weights (a buffer).
+        reduction: 'mean' (default), 'sum' or 'none'.
+    """
+
+    def __init__(self, p: int = 1, margin: float = 1.0, weight: Tensor | None = None, *,
+                 reduction: str = "mean") -> None:
+        _check_multi_margin_p("MultiMarginLoss", p)
+        super().__init__(weight, reduction)
+        self.p = p
+        self.margin = margin
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return multi_margin_loss(input, target, self.p, self.margin, self.weight,
+                                 reduction=self.reduction)
+
+
+class HingeEmbeddingLoss(_Loss):
+    """Hinge embedding loss, ``hinge_embedding_loss``. Shapes: input (*), target (*) of 1 and
+    -1 -> () or (*) for 'none'.
+
+    Args:
+        margin: 1.0 by default.
+        reduction: 'mean' (default), 'sum' or 'none'.
+    """
+
+    def __init__(self, margin: float = 1.0, *, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.margin = margin
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return hinge_embedding_loss(input, target, self.margin, reduction=self.reduction)
+
+
+class CosineEmbeddingLoss(_Loss):
+    """Cosine embedding loss, ``cosine_embedding_loss``.
+
+    Shapes: input1 (N, D) or (D,), input2 the same, target (N,) or () of 1 and -1 -> () or the
+    target's shape for 'none'.
+
+    Args:
+        margin: in [-1, 1], 0.0 by default.
+        reduction: 'mean' (default), 'sum' or 'none'.
+    """
+
+    def __init__(self, margin: float = 0.0, *, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.margin = margin
+
+    def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
+        return cosine_embedding_loss(input1, input2, target, self.margin,
+                                     reduction=self.reduction)
+
+
+class TripletMarginLoss(_Loss):
+    """Triplet margin loss, ``triplet_margin_loss``.
+
+    Shapes: anchor, positive, negative (N, D) or (D,) -> () or (N,) (or ()) for 'none'.
+
+    Args:
+        margin: greater than 0 (1.0 by default).
+        p: the norm degree (2.0).
+        eps: added to each difference before the norm (1e-6).
+        swap: use the distance swap.
+        reduction: 'mean' (default), 'sum' or 'none'.
+
+    Example:
+        >>> import backprop as bp
+        >>> a, pos, neg = bp.zeros(1, 2), bp.ones(1, 2), bp.full((1, 2), 3.0)
+        >>> round(bp.nn.TripletMarginLoss(margin=5.0, eps=0.0)(a, pos, neg).item(), 4)  # 5 - √8
+        2.1716
+    """
+
+    def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6,
+                 swap: bool = False, *, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        _check_margin("TripletMarginLoss", margin, math.ulp(0.0), math.inf,
+                      "greater than 0 (as in PyTorch)")
+        self.margin = margin
+        self.p = p
+        self.eps = eps
+        self.swap = swap
+
+    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+        return triplet_margin_loss(anchor, positive, negative, self.margin, self.p, self.eps,
+                                   self.swap, reduction=self.reduction)

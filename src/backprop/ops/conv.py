@@ -1,0 +1,334 @@
+"""Convolution and pooling primitives on (N, C, H, W) arrays.
+
+Shared parameter conventions (the wrappers in ``nn._functional_conv`` normalise user input):
+``stride`` and ``dilation`` are (h, w) pairs, ``padding`` is (top, bottom, left, right) so that
+PyTorch's ``padding='same'`` with an even kernel (one more on the bottom/right) fits.
+
+Convolution is three bilinear primitives, the three partial derivatives of one trilinear form
+T(x, w, g) = ⟨g, conv(x, w)⟩: ``Conv`` = ∂T/∂g, ``ConvTranspose`` = ∂T/∂x and
+``ConvWeightGrad`` = ∂T/∂w. Each one's backward is made of the other two, so gradients of any
+order stay differentiable without a single unfused index op. Each is one GEMM (batched over
+groups only) on an im2col view built in ``_strided``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backprop.autograd.function import Function
+from backprop.ops._strided import (
+    col2im,
+    out_size,
+    pad2d,
+    pool_index_plan,
+    release,
+    scatter_flat,
+    windows,
+    workspace,
+)
+
+# --- convolution ---
+
+
+def _geometry(x_shape, kernel, stride, padding, dilation):
+    h_pad = x_shape[2] + padding[0] + padding[1]
+    w_pad = x_shape[3] + padding[2] + padding[3]
+    oh = out_size(h_pad, kernel[0], stride[0], 0, dilation[0])
+    ow = out_size(w_pad, kernel[1], stride[1], 0, dilation[1])
+    return (h_pad, w_pad), (oh, ow)
+
+
+# Layout: columns are (G, C/G·KH·KW, N·OH·OW) and outputs go through (G, O/G, N·OH·OW), so every
+# product below is one GEMM (batched over groups only) and the im2col copy moves whole rows of OW
+# contiguous pixels (the Caffe layout; an (N·OH·OW, C·KH·KW) layout gathers short runs).
+# ConvTranspose builds its columns batch-last, (G, C/G·KH·KW, OH·OW·N), for col2im's long rows.
+
+
+def _im2col(x, kernel, stride, padding, dilation, groups):
+    """x (N, C, H, W) -> columns (G, C/G·KH·KW, N·OH·OW): the one copy of the windows."""
+    n, c = x.shape[:2]
+    _, (oh, ow) = _geometry(x.shape, kernel, stride, padding, dilation)
+    win = windows(pad2d(x, padding), kernel, stride, dilation, (oh, ow))
+    cols = workspace((c, kernel[0], kernel[1], n, oh, ow), x.dtype)  # released by the caller
+    np.copyto(cols, win.transpose(1, 4, 5, 0, 2, 3))
+    return cols.reshape(groups, -1, n * oh * ow), (oh, ow)
+
+
+def _to_groups(g, groups):
+    """(N, O, OH, OW) -> (G, O/G, N·OH·OW) (a copy of an output-sized array)."""
+    n, o, oh, ow = g.shape
+    return np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(groups, o // groups, -1)
+
+
+def _from_groups(y, n, oh, ow):
+    """(G, O/G, N·OH·OW) -> (N, O, OH, OW) as a view, channel-major in memory: no copy here,
+    and a gradient that comes back in the same layout (elementwise ops keep it) makes
+    ``_to_groups`` copy-free as well."""
+    o = y.shape[0] * y.shape[1]
+    return y.reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
+
+
+class Conv(Function):
+    """y[n,o,i,j] = b[o] + Σ_{c,p,q} w[o,c,p,q]·x̃[n, gC' + c, i·sₕ + p·dₕ, j·s_w + q·d_w]
+    (x̃: x zero-padded, g: the group of o, C' = C/groups);
+    ∂L/∂x = ConvTranspose(G, w), ∂L/∂w = ConvWeightGrad(x, G), ∂L/∂b[o] = Σ_{n,i,j} G[n,o,i,j].
+
+    Fused (im2col + one GEMM) for speed: composed from pad/getitem/matmul it would be
+    KH·KW graph nodes and copies per layer.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0),
+                dilation=(1, 1), groups=1):
+        ctx.args = (stride, padding, dilation, groups)
+        ctx.save_for_backward(x, weight)
+        o, _, kh, kw = weight.shape
+        cols, (oh, ow) = _im2col(x, (kh, kw), stride, padding, dilation, groups)
+        y = np.matmul(weight.reshape(groups, o // groups, -1), cols)  # the one GEMM
+        if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
+            # kept for the weight gradient (speed: one im2col per layer and step, not two);
+            # a cache only: ConvWeightGrad still depends on x, so higher orders are unaffected
+            ctx.cols = cols
+        else:
+            release(cols)
+        y = _from_groups(y, x.shape[0], oh, ow)
+        if bias is not None:
+            y += bias.reshape(1, -1, 1, 1)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad
+        stride, padding, dilation, groups = ctx.args
+        grad_x = grad_w = grad_b = None
+        if need_x:
+            grad_x = ConvTranspose.apply(grad_out, weight, x_shape=x.shape, stride=stride,
+                                         padding=padding, dilation=dilation, groups=groups)
+        if need_w:
+            cols = ctx.__dict__.pop("cols", None)
+            grad_w = ConvWeightGrad.apply(x, grad_out, kernel=weight.shape[2:], stride=stride,
+                                          padding=padding, dilation=dilation, groups=groups,
+                                          cols=cols)
+            if cols is not None:  # ConvWeightGrad kept no reference to it
+                release(cols)
+        if need_b:
+            grad_b = grad_out.sum((0, 2, 3))
+        return grad_x, grad_w, grad_b
+
+
+class ConvTranspose(Function):
+    """x = ConvTranspose(g, w), the adjoint of Conv in its input: of shape ``x_shape``,
+    x̃[n, gC' + c, i·sₕ + p·dₕ, j·s_w + q·d_w] += Σ_o g[n,o,i,j]·w[o,c,p,q], then the padding
+    cropped (col2im). ∂L/∂g = Conv(G, w), ∂L/∂w = ConvWeightGrad(G, g). It is also
+    ``conv_transpose2d`` itself. Fused for the same reason as Conv.
+    """
+
+    @staticmethod
+    def forward(ctx, g, weight, x_shape=(), stride=(1, 1), padding=(0, 0, 0, 0),
+                dilation=(1, 1), groups=1):
+        ctx.args = (stride, padding, dilation, groups)
+        ctx.save_for_backward(g, weight)
+        n, o, oh, ow = g.shape
+        c = x_shape[1]
+        kh, kw = weight.shape[2:]
+        w_g = weight.reshape(groups, o // groups, -1)
+        # g as (G, O/G, OH·OW·N): the GEMM then yields columns in col2im's batch-last layout
+        g_t = np.ascontiguousarray(g.transpose(1, 2, 3, 0)).reshape(groups, o // groups, -1)
+        cols = workspace((groups, (c // groups) * kh * kw, oh * ow * n), g.dtype)
+        np.matmul(w_g.transpose(0, 2, 1), g_t, out=cols)  # (G, C'·KH·KW, OH·OW·N): one GEMM
+        padded_hw, _ = _geometry(x_shape, (kh, kw), stride, padding, dilation)
+        xp = col2im(cols.reshape(c, kh, kw, oh, ow, n), padded_hw, stride, dilation)
+        release(cols)  # (C, Hp, Wp, N) above
+        top, _, left, _ = padding
+        return xp.transpose(3, 0, 1, 2)[:, :, top : top + x_shape[2], left : left + x_shape[3]]
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        g, weight = ctx.saved_tensors
+        need_g, need_w = ctx.needs_input_grad
+        stride, padding, dilation, groups = ctx.args
+        grad_g = grad_w = None
+        if need_g:
+            grad_g = Conv.apply(grad_out, weight, None, stride=stride, padding=padding,
+                                dilation=dilation, groups=groups)
+        if need_w:
+            grad_w = ConvWeightGrad.apply(grad_out, g, kernel=weight.shape[2:], stride=stride,
+                                          padding=padding, dilation=dilation, groups=groups)
+        return grad_g, grad_w
+
+
+class ConvWeightGrad(Function):
+    """w = ConvWeightGrad(x, g), the adjoint of Conv in its weight:
+    w[o,c,p,q] = Σ_{n,i,j} g[n,o,i,j]·x̃[n, gC' + c, i·sₕ + p·dₕ, j·s_w + q·d_w];
+    ∂L/∂x = ConvTranspose(g, G), ∂L/∂g = Conv(x, G). Fused for the same reason as Conv.
+    """
+
+    @staticmethod
+    def forward(ctx, x, g, kernel=(1, 1), stride=(1, 1), padding=(0, 0, 0, 0),
+                dilation=(1, 1), groups=1, cols=None):
+        ctx.args = (stride, padding, dilation, groups)
+        ctx.save_for_backward(x, g)
+        o = g.shape[1]
+        own = cols is None  # not cached by Conv.forward (e.g. a second backward)
+        if own:
+            cols, _ = _im2col(x, tuple(kernel), stride, padding, dilation, groups)
+        w = np.matmul(_to_groups(g, groups), cols.transpose(0, 2, 1))  # the one GEMM
+        if own:
+            release(cols)
+        return w.reshape(o, x.shape[1] // groups, kernel[0], kernel[1])
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, g = ctx.saved_tensors
+        need_x, need_g = ctx.needs_input_grad
+        stride, padding, dilation, groups = ctx.args
+        grad_x = grad_g = None
+        if need_x:
+            grad_x = ConvTranspose.apply(g, grad_out, x_shape=x.shape, stride=stride,
+                                         padding=padding, dilation=dilation, groups=groups)
+        if need_g:
+            grad_g = Conv.apply(x, grad_out, None, stride=stride, padding=padding,
+                                dilation=dilation, groups=groups)
+        return grad_x, grad_g
+
+
+# --- pooling ---
+
+
+def _overlapping(kernel, stride, dilation) -> bool:
+    return any(s < d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
+
+
+class MaxPool(Function):
+    """y[n,c,i,j] = max over the window of x̃ (x padded with -inf), and the flat index h·W + w
+    of the first maximum (an int64 output, not differentiable);
+    ∂L/∂x = G scattered to those indices (PoolScatter). Fused for speed: a running max over
+    KH·KW strided views instead of KH·KW maximum nodes.
+    """
+
+    @staticmethod
+    def forward(ctx, x, kernel=(1, 1), stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1)):
+        n, c, h, w = x.shape
+        _, out_hw = _geometry(x.shape, kernel, stride, padding, dilation)
+        win = windows(pad2d(x, padding, -np.inf), kernel, stride, dilation, out_hw)
+        # running max over the KH·KW window offsets (strided views, no copy of the windows);
+        # a strict > keeps the first maximum, as argmax and PyTorch do; np.maximum keeps NaN
+        kk = kernel[0] * kernel[1]
+        y = win[..., 0, 0].copy()
+        arg = np.zeros(y.shape, dtype=np.uint8 if kk <= 256 else np.int32)
+        step = np.empty_like(arg)
+        for k in range(1, kk):
+            v = win[..., k // kernel[1], k % kernel[1]]
+            better = np.greater(v, y)
+            np.maximum(y, v, out=y)
+            # arg = k where better: k exceeds every earlier offset, so a max does it without
+            # the unpredictable branches of a masked copy (3x faster)
+            np.multiply(better, k, out=step, casting="unsafe")
+            np.maximum(arg, step, out=arg)
+        plan = pool_index_plan((h, w), tuple(kernel), tuple(stride), tuple(padding),
+                               tuple(dilation), out_hw)
+        slot = np.arange(out_hw[0] * out_hw[1]).reshape(out_hw) * kk
+        index = plan.reshape(-1)[slot + arg]
+        ctx.x_shape = x.shape
+        ctx.overlapping = _overlapping(kernel, stride, dilation)
+        ctx.save_for_backward(index)
+        ctx.mark_non_differentiable(index)
+        return y, index
+
+    @staticmethod
+    def backward(ctx, grad_out, _grad_index=None):
+        (index,) = ctx.saved_tensors
+        return PoolScatter.apply(grad_out, index.data, x_shape=ctx.x_shape,
+                                 overlapping=ctx.overlapping)
+
+
+class PoolScatter(Function):
+    """x = zeros(x_shape); x[n, c, index[n,c,i,j]] += g[n,c,i,j] (flat h·W + w positions);
+    ∂L/∂g = G gathered at index. The backward of MaxPool, linear in g.
+    """
+
+    @staticmethod
+    def forward(ctx, g, index, x_shape=(), overlapping=True):
+        n, c = g.shape[:2]
+        ctx.g_shape, ctx.x_shape = g.shape, x_shape
+        ctx.save_for_backward(index)
+        flat = scatter_flat(g.reshape(n, c, -1), index.reshape(n, c, -1),
+                            x_shape[2] * x_shape[3], overlapping)
+        return flat.reshape(x_shape)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (index,) = ctx.saved_tensors
+        n, c = ctx.g_shape[:2]
+        flat = grad_out.reshape(n, c, -1)
+        return gather(flat, 2, index.data.reshape(n, c, -1)).reshape(ctx.g_shape), None
+
+
+def _avg_divisor(x_shape, kernel, stride, padding, count_include_pad, divisor_override, dtype):
+    """1 / the divisor of each window, as PyTorch: the window clipped to the padded input
+    (count_include_pad) or to the real pixels; ``padding`` may carry ceil_mode's extra bottom /
+    right rows, which never count. A scalar when every window has the same divisor."""
+    if divisor_override:
+        return dtype.type(1.0 / divisor_override)
+    _, out_hw = _geometry(x_shape, kernel, stride, padding, (1, 1))
+    counts = []
+    for size, k, s, p, n in zip(x_shape[2:], kernel, stride, padding[::2], out_hw):
+        lo, hi = (-p, size + p) if count_include_pad else (0, size)
+        start = np.arange(n) * s - p
+        counts.append(np.minimum(start + k, hi) - np.maximum(start, lo))
+    div = counts[0][:, None] * counts[1][None, :]
+    if (div == kernel[0] * kernel[1]).all():
+        return dtype.type(1.0 / (kernel[0] * kernel[1]))
+    return (1.0 / div).astype(dtype)  # (OH, OW)
+
+
+class AvgPool(Function):
+    """y[n,c,i,j] = r[i,j]·Σ_window x̃ (x̃: x zero-padded; r: 1/KH·KW, or 1/(real pixels in
+    the window) when count_include_pad=False, or 1/divisor_override);
+    ∂L/∂x = AvgPoolGrad(G). Fused for speed (one sum over a window view).
+    """
+
+    @staticmethod
+    def forward(ctx, x, kernel=(1, 1), stride=(1, 1), padding=(0, 0, 0, 0),
+                count_include_pad=True, divisor_override=None):
+        ctx.x_shape = x.shape
+        ctx.args = (kernel, stride, padding, count_include_pad, divisor_override)
+        _, out_hw = _geometry(x.shape, kernel, stride, padding, (1, 1))
+        r = _avg_divisor(x.shape, kernel, stride, padding, count_include_pad, divisor_override,
+                         x.dtype)
+        win = windows(pad2d(x, padding), kernel, stride, (1, 1), out_hw)
+        return win.sum(axis=(-2, -1)) * r
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return AvgPoolGrad.apply(grad_out, x_shape=ctx.x_shape, args=ctx.args)
+
+
+class AvgPoolGrad(Function):
+    """x̃ = col2im(r·g broadcast over each window), cropped to ``x_shape``: the adjoint of
+    AvgPool, linear in g; ∂L/∂g = AvgPool(G)."""
+
+    @staticmethod
+    def forward(ctx, g, x_shape=(), args=()):
+        ctx.args = args
+        kernel, stride, padding, count_include_pad, divisor_override = args
+        r = _avg_divisor(x_shape, kernel, stride, padding, count_include_pad, divisor_override,
+                         g.dtype)
+        padded_hw, _ = _geometry(x_shape, kernel, stride, padding, (1, 1))
+        n, c, oh, ow = g.shape
+        g_r = (g * r).transpose(1, 2, 3, 0)[:, None, None]
+        cols = np.broadcast_to(g_r, (c, kernel[0], kernel[1], oh, ow, n))
+        xp = col2im(cols, padded_hw, stride, (1, 1))
+        top, _, left, _ = padding
+        return xp.transpose(3, 0, 1, 2)[:, :, top : top + x_shape[2], left : left + x_shape[3]]
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        kernel, stride, padding, count_include_pad, divisor_override = ctx.args
+        return AvgPool.apply(grad_out, kernel=kernel, stride=stride, padding=padding,
+                             count_include_pad=count_include_pad,
+                             divisor_override=divisor_override)
+
+
+from backprop.ops.shape import gather  # noqa: E402
