@@ -66,7 +66,8 @@ class SGD(Optimizer):
             else:
                 buf = state["momentum_buffer"].data
                 buf *= momentum
-                buf += (1 - dampening) * grad
+                # (1 - 0)·g is g exactly: skip the extra pass over the parameters when undamped
+                buf += grad if dampening == 0 else (1 - dampening) * grad
             buf = state["momentum_buffer"].data
             grad = grad + momentum * buf if group["nesterov"] else buf
         p.add_(grad, alpha=-lr)
