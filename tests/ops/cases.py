@@ -795,3 +795,49 @@ CONV_POOL = [
 ]
 
 CASES += CONV_POOL
+
+
+# --- recurrent kernels (issue 5) ---
+
+
+def _sigmoid_ref(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _lstm_step_ref(xg, h, c, w):
+    pre = xg + h @ w.T
+    i, f, g, o = np.split(pre, 4, axis=1)
+    c_new = _sigmoid_ref(f) * c + _sigmoid_ref(i) * np.tanh(g)
+    return _sigmoid_ref(o) * np.tanh(c_new), c_new
+
+
+def _lstm_step_torch(xg, h, c, w):
+    i, f, g, o = (xg + h @ w.T).chunk(4, 1)
+    c_new = f.sigmoid() * c + i.sigmoid() * g.tanh()
+    return o.sigmoid() * c_new.tanh(), c_new
+
+
+def _lstm_step(xg, h, c, w):
+    from backprop.ops.recurrent import LSTMCellStep
+
+    return LSTMCellStep.apply(xg, h, c, w)
+
+
+def _unbind(x):
+    return bp.ops.recurrent.unbind(x)
+
+
+RECURRENT = [
+    OpCase("lstm_cell_step", _lstm_step, ((2, 12), (2, 3), (2, 3), (12, 3)), _lstm_step_ref,
+           fwd_atol=1e-12, fwd_rtol=1e-9, torch_fn=_lstm_step_torch),
+    OpCase("lstm_cell_step_one_unit", _lstm_step, ((1, 4), (1, 1), (1, 1), (4, 1)),
+           _lstm_step_ref, fwd_atol=1e-12, fwd_rtol=1e-9, torch_fn=_lstm_step_torch),
+    OpCase("unbind", _unbind, ((3, 2, 4),), lambda x: tuple(x),
+           torch_fn=lambda x: torch.unbind(x)),
+    OpCase("stack_steps", lambda *xs: bp.ops.recurrent.Stack.apply(*xs), ((2, 3),) * 3,
+           lambda *xs: np.stack(xs), torch_fn=lambda *xs: torch.stack(xs)),
+    OpCase("unbind_dim1", lambda x: bp.ops.recurrent.unbind(x, 1), ((2, 3),),
+           lambda x: tuple(x.T), torch_fn=lambda x: torch.unbind(x, 1)),
+]
+
+CASES += RECURRENT

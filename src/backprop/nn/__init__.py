@@ -34,6 +34,7 @@ from backprop.nn.loss import (
 from backprop.nn.module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from backprop.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from backprop.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool1d, MaxPool2d
+from backprop.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, detach_state
 from backprop.nn.sparse import Embedding
 
 __all__ = [
@@ -46,4 +47,5 @@ __all__ = [
     "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "MSELoss", "NLLLoss",
     "CosineEmbeddingLoss", "HingeEmbeddingLoss", "HuberLoss", "KLDivLoss", "MultiMarginLoss",
     "SmoothL1Loss", "TripletMarginLoss",
+    "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "detach_state",
 ]

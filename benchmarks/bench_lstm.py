@@ -1,0 +1,183 @@
+"""LSTM training-step benchmark: backprop's nn.LSTM beside PyTorch's (issue 5).
+
+Run by hand (never imported by the tests)::
+
+    python benchmarks/bench_lstm.py               # 7 interleaved rounds of 10 steps
+    python benchmarks/bench_lstm.py --quick       # smoke run
+    python benchmarks/bench_lstm.py --profile     # also a cProfile of our step
+    python benchmarks/bench_lstm.py --blas-threads 1   # NumPy's BLAS on 1 thread (torch keeps 2)
+
+Workload: a one-layer LSTM (input 32, hidden 128) over sequences of 64 steps, batch 32, float32,
+full BPTT; the loss is the mean square of a linear read-out (128 -> 1) of the last output
+against a target; plain SGD, lr 0.01. A step is zero_grad, forward, loss, backward, step. Both
+libraries start from the same weights (ours loaded into torch through ``load_state_dict``) and
+cycle through the same 4 batches; one step of each is compared first so the benchmark cannot
+time something wrong. References: torch's fused ``nn.LSTM`` and torch's own Python loop over
+``nn.LSTMCell`` (same weights).
+
+Threads: torch gets 2 (``torch.set_num_threads(2)``); NumPy's BLAS is limited to 2 as well
+(set before NumPy is imported). Timing: rounds interleave the implementations (order
+alternating) with a short pause before each block; the table gives the median step time over
+rounds. Target: ours ≥ 0.8x the throughput of torch's nn.LSTM.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def _blas_threads(argv) -> str:
+    for k, a in enumerate(argv):
+        if a.startswith("--blas-threads="):
+            return a.split("=", 1)[1]
+        if a == "--blas-threads" and k + 1 < len(argv):
+            return argv[k + 1]
+    return os.environ.get("OPENBLAS_NUM_THREADS", "2")
+
+
+# must happen before NumPy is imported: OpenBLAS reads it once, at load time
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = _blas_threads(sys.argv)
+
+import argparse  # noqa: E402
+import cProfile  # noqa: E402
+import pstats  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import backprop as bp  # noqa: E402
+
+INPUT, HIDDEN, SEQ, BATCH, POOL, LR = 32, 128, 64, 32, 4, 0.01
+THREADS, PAUSE_S, TARGET = 2, 0.2, 0.8
+
+
+def make_data(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    xs = [rng.standard_normal((SEQ, BATCH, INPUT)).astype(np.float32) for _ in range(POOL)]
+    ys = [rng.standard_normal((BATCH, 1)).astype(np.float32) for _ in range(POOL)]
+    return xs, ys
+
+
+def ours(xs, ys):
+    bp.manual_seed(0)
+    lstm, head = bp.nn.LSTM(INPUT, HIDDEN), bp.nn.Linear(HIDDEN, 1)
+    params = list(lstm.parameters()) + list(head.parameters())
+    opt = bp.optim.SGD(params, lr=LR)
+    data = [(bp.tensor(x), bp.tensor(y)) for x, y in zip(xs, ys)]
+    it = [0]
+
+    def step():
+        x, y = data[it[0] % POOL]
+        it[0] += 1
+        opt.zero_grad()
+        out, _ = lstm(x)
+        loss = bp.nn.functional.mse_loss(head(out[-1]), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return (lstm, head), step
+
+
+def theirs(torch, state, head_state, xs, ys, cell_loop: bool):
+    head = torch.nn.Linear(HIDDEN, 1)
+    head.load_state_dict({k: torch.from_numpy(v.data.copy()) for k, v in head_state.items()})
+    if cell_loop:
+        lstm = torch.nn.LSTMCell(INPUT, HIDDEN)
+        lstm.load_state_dict({k[:-3]: torch.from_numpy(v.data.copy()) for k, v in state.items()})
+    else:
+        lstm = torch.nn.LSTM(INPUT, HIDDEN)
+        lstm.load_state_dict({k: torch.from_numpy(v.data.copy()) for k, v in state.items()})
+    opt = torch.optim.SGD(list(lstm.parameters()) + list(head.parameters()), lr=LR)
+    data = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in zip(xs, ys)]
+    it = [0]
+
+    def step():
+        x, y = data[it[0] % POOL]
+        it[0] += 1
+        opt.zero_grad()
+        if cell_loop:
+            h = c = torch.zeros(BATCH, HIDDEN)
+            for t in range(SEQ):
+                h, c = lstm(x[t], (h, c))
+            last = h
+        else:
+            last = lstm(x)[0][-1]
+        loss = torch.nn.functional.mse_loss(head(last), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return lstm, step
+
+
+def time_block(step, n: int) -> float:
+    time.sleep(PAUSE_S)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.perf_counter() - t0) / n
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="3 rounds of 3 steps")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--profile", action="store_true", help="cProfile 10 of our steps")
+    ap.add_argument("--blas-threads", default=None,
+                    help="NumPy BLAS threads (default 2, as torch; read before NumPy loads)")
+    args = ap.parse_args(argv)
+    rounds, steps = (3, 3) if args.quick else (args.rounds, args.steps)
+    xs, ys = make_data()
+    (lstm, head), our_step = ours(xs, ys)
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    impls = {"backprop": our_step}
+    if torch is not None:
+        torch.set_num_threads(THREADS)
+        state, head_state = lstm.state_dict(), head.state_dict()
+        tlstm, their_step = theirs(torch, state, head_state, xs, ys, cell_loop=False)
+        _, cell_step = theirs(torch, state, head_state, xs, ys, cell_loop=True)
+        a, b, c = (float(s().item()) for s in (our_step, their_step, cell_step))
+        w = lstm.state_dict()["weight_hh_l0"].data
+        tw = tlstm.state_dict()["weight_hh_l0"].detach().numpy()
+        assert abs(a - b) < 1e-4 and abs(a - c) < 1e-4 and np.allclose(w, tw, atol=1e-5), (a, b)
+        print(f"check: one step agrees (loss {a:.6f} vs {b:.6f} / {c:.6f}, updated W_hh close)")
+        impls["torch"] = their_step
+        impls["torch-cell"] = cell_step
+    for step in impls.values():  # warm-up (caches, BLAS threads, allocator)
+        for _ in range(2):
+            step()
+    times = {k: [] for k in impls}
+    names = list(impls)
+    for r in range(rounds):
+        for k in (names if r % 2 == 0 else names[::-1]):
+            times[k].append(time_block(impls[k], steps))
+    print(f"LSTM training step: input {INPUT}, hidden {HIDDEN}, sequence {SEQ}, batch {BATCH}, "
+          f"full BPTT, float32; torch threads {THREADS}, NumPy BLAS threads "
+          f"{os.environ['OPENBLAS_NUM_THREADS']}; median of {rounds} interleaved rounds x "
+          f"{steps} steps")
+    med = {k: statistics.median(v) for k, v in times.items()}
+    for k, t in med.items():
+        spread = f"{min(times[k]) * 1e3:.1f}-{max(times[k]) * 1e3:.1f}"
+        print(f"  {k:10s} {t * 1e3:8.2f} ms/step  ({BATCH / t:8.0f} sequences/s; rounds "
+              f"{spread} ms)")
+    if "torch" in med:
+        ratio = med["torch"] / med["backprop"]
+        verdict = "meets" if ratio >= TARGET else "misses"
+        print(f"  throughput ours/torch nn.LSTM = {ratio:.2f}x ({verdict} the {TARGET}x target); "
+              f"ours/torch LSTMCell loop = {med['torch-cell'] / med['backprop']:.2f}x")
+    if args.profile:
+        prof = cProfile.Profile()
+        prof.runcall(lambda: [our_step() for _ in range(10)])
+        pstats.Stats(prof).sort_stats("tottime").print_stats(15)
+
+
+if __name__ == "__main__":
+    main()
