@@ -23,35 +23,21 @@ rounds. Target: ours ≥ 0.8x the throughput of torch's nn.LSTM.
 
 from __future__ import annotations
 
-import os
-import sys
+import _harness  # first: it sets NumPy's BLAS threads before NumPy loads
 
-
-def _blas_threads(argv) -> str:
-    for k, a in enumerate(argv):
-        if a.startswith("--blas-threads="):
-            return a.split("=", 1)[1]
-        if a == "--blas-threads" and k + 1 < len(argv):
-            return argv[k + 1]
-    return os.environ.get("OPENBLAS_NUM_THREADS", "2")
-
-
-# must happen before NumPy is imported: OpenBLAS reads it once, at load time
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = _blas_threads(sys.argv)
+_harness.set_blas_threads()
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
+import os  # noqa: E402
 import pstats  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 import backprop as bp  # noqa: E402
 
 INPUT, HIDDEN, SEQ, BATCH, POOL, LR = 32, 128, 64, 32, 4, 0.01
-THREADS, PAUSE_S, TARGET = 2, 0.2, 0.8
+THREADS, TARGET = 2, 0.8
 
 
 def make_data(seed: int = 0):
@@ -114,14 +100,6 @@ def theirs(torch, state, head_state, xs, ys, cell_loop: bool):
     return lstm, step
 
 
-def time_block(step, n: int) -> float:
-    time.sleep(PAUSE_S)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        step()
-    return (time.perf_counter() - t0) / n
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3 rounds of 3 steps")
@@ -151,23 +129,12 @@ def main(argv=None) -> None:
         print(f"check: one step agrees (loss {a:.6f} vs {b:.6f} / {c:.6f}, updated W_hh close)")
         impls["torch"] = their_step
         impls["torch-cell"] = cell_step
-    for step in impls.values():  # warm-up (caches, BLAS threads, allocator)
-        for _ in range(2):
-            step()
-    times = {k: [] for k in impls}
-    names = list(impls)
-    for r in range(rounds):
-        for k in (names if r % 2 == 0 else names[::-1]):
-            times[k].append(time_block(impls[k], steps))
+    times = _harness.interleaved(impls, rounds, steps, warmup=2)
     print(f"LSTM training step: input {INPUT}, hidden {HIDDEN}, sequence {SEQ}, batch {BATCH}, "
           f"full BPTT, float32; torch threads {THREADS}, NumPy BLAS threads "
           f"{os.environ['OPENBLAS_NUM_THREADS']}; median of {rounds} interleaved rounds x "
           f"{steps} steps")
-    med = {k: statistics.median(v) for k, v in times.items()}
-    for k, t in med.items():
-        spread = f"{min(times[k]) * 1e3:.1f}-{max(times[k]) * 1e3:.1f}"
-        print(f"  {k:10s} {t * 1e3:8.2f} ms/step  ({BATCH / t:8.0f} sequences/s; rounds "
-              f"{spread} ms)")
+    med = _harness.print_medians(times, BATCH, "sequences")
     if "torch" in med:
         ratio = med["torch"] / med["backprop"]
         verdict = "meets" if ratio >= TARGET else "misses"
