@@ -62,3 +62,20 @@ def print_medians(times: dict, batch: int, per: str) -> dict:
         print(f"  {k:{width}s} {t * 1e3:8.2f} ms/step  ({batch / t:8.0f} {per}/s; rounds "
               f"{spread} ms)")
     return med
+
+
+def parse_args(doc: str, steps: int, argv=None):
+    """The flags every layer benchmark takes: --quick, --rounds, --steps, --profile,
+    --blas-threads (already applied by ``set_blas_threads``). Returns (args, rounds, steps)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="3 rounds of 3 steps")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--steps", type=int, default=steps)
+    ap.add_argument("--profile", action="store_true", help=f"cProfile {steps} of our steps")
+    ap.add_argument("--blas-threads", default=None,
+                    help="NumPy BLAS threads (default 2, as torch; read before NumPy loads)")
+    args = ap.parse_args(argv)
+    rounds, n = (3, 3) if args.quick else (args.rounds, args.steps)
+    return args, rounds, n

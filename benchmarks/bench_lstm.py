@@ -27,7 +27,6 @@ import _harness  # first: it sets NumPy's BLAS threads before NumPy loads
 
 _harness.set_blas_threads()
 
-import argparse  # noqa: E402
 import cProfile  # noqa: E402
 import os  # noqa: E402
 import pstats  # noqa: E402
@@ -101,15 +100,7 @@ def theirs(torch, state, head_state, xs, ys, cell_loop: bool):
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="3 rounds of 3 steps")
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--profile", action="store_true", help="cProfile 10 of our steps")
-    ap.add_argument("--blas-threads", default=None,
-                    help="NumPy BLAS threads (default 2, as torch; read before NumPy loads)")
-    args = ap.parse_args(argv)
-    rounds, steps = (3, 3) if args.quick else (args.rounds, args.steps)
+    args, rounds, steps = _harness.parse_args(__doc__, 10, argv)
     xs, ys = make_data()
     (lstm, head), our_step = ours(xs, ys)
     try:
