@@ -91,7 +91,8 @@ def _wrap(data: np.ndarray, requires_grad: bool, grad_fn, output_nr: int) -> Ten
 
 
 class _RemovableHandle:
-    """Returned by ``register_hook``; ``remove()`` takes the hook off again."""
+    """Returned by ``Tensor.register_hook`` and ``Module.register_forward_hook``;
+    ``remove()`` takes the hook off again."""
 
     def __init__(self, hooks: list, hook: Callable) -> None:
         self._hooks = hooks

@@ -37,10 +37,6 @@ class _Edge:
         self._requires_grad = True
         self.data = _Meta(shape, dtype)
 
-    @property
-    def shape(self):
-        return self.data.shape
-
 
 def _inputs_of(node) -> tuple:
     """The node's inputs: the Tensors, or after release, edges standing in for the non-leaves."""

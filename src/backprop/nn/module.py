@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from backprop.autograd.grad_mode import no_grad
-from backprop.tensor import Tensor, _resolve_dtype, _wrap
+from backprop.tensor import Tensor, _RemovableHandle, _resolve_dtype, _wrap
 
 
 class Parameter(Tensor):
@@ -38,16 +38,6 @@ class Parameter(Tensor):
 
 
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
-
-
-class _RemovableHook:
-    """Returned by ``register_forward_hook``; ``remove()`` unregisters the hook."""
-
-    def __init__(self, hooks: dict, key: int) -> None:
-        self._hooks, self._key = hooks, key
-
-    def remove(self) -> None:
-        self._hooks.pop(self._key, None)
 
 
 class Module:
@@ -78,8 +68,8 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", OrderedDict())
-        object.__setattr__(self, "_forward_hooks", OrderedDict())
-        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", [])
+        object.__setattr__(self, "_forward_pre_hooks", [])
 
     # --- registration ---
     def __setattr__(self, name: str, value) -> None:
@@ -171,30 +161,28 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
-        for hook in tuple(self._forward_pre_hooks.values()):
+        for hook in tuple(self._forward_pre_hooks):
             new = hook(self, args)
             if new is not None:
                 args = new if isinstance(new, tuple) else (new,)
         out = self.forward(*args, **kwargs)
-        for hook in tuple(self._forward_hooks.values()):
+        for hook in tuple(self._forward_hooks):
             new = hook(self, args, out)
             if new is not None:
                 out = new
         return out
 
-    def register_forward_hook(self, hook: Callable) -> _RemovableHook:
+    def register_forward_hook(self, hook: Callable) -> _RemovableHandle:
         """Call ``hook(module, inputs, output)`` after every forward; a non-None return replaces
         the output."""
-        key = id(hook) ^ len(self._forward_hooks)
-        self._forward_hooks[key] = hook
-        return _RemovableHook(self._forward_hooks, key)
+        self._forward_hooks.append(hook)
+        return _RemovableHandle(self._forward_hooks, hook)
 
-    def register_forward_pre_hook(self, hook: Callable) -> _RemovableHook:
+    def register_forward_pre_hook(self, hook: Callable) -> _RemovableHandle:
         """Call ``hook(module, inputs)`` before every forward; a non-None return replaces the
         inputs."""
-        key = id(hook) ^ len(self._forward_pre_hooks)
-        self._forward_pre_hooks[key] = hook
-        return _RemovableHook(self._forward_pre_hooks, key)
+        self._forward_pre_hooks.append(hook)
+        return _RemovableHandle(self._forward_pre_hooks, hook)
 
     # --- traversal ---
     def named_modules(self, memo: set | None = None, prefix: str = "") -> Iterator:

@@ -12,7 +12,7 @@ import numpy as np
 
 from backprop.autograd.function import Function
 from backprop.ops._util import const
-from backprop.tensor import Tensor, _resolve_dtype
+from backprop.tensor import Tensor, _raw, _resolve_dtype
 
 # --- arithmetic ---
 
@@ -500,10 +500,6 @@ class Minimum(Function):
     def backward(ctx, grad_out):
         a, b = ctx.saved_tensors
         return _select_grads(ctx, grad_out, _raw(a) < _raw(b), _raw(a) == _raw(b))
-
-
-def _raw(v):
-    return v.data if isinstance(v, Tensor) else v
 
 
 def _select_grads(ctx, grad_out, a_wins, tie):

@@ -9,7 +9,7 @@ import numpy as np
 from backprop.autograd.function import Function
 from backprop.errors import ShapeError
 from backprop.ops._util import const
-from backprop.tensor import Tensor
+from backprop.tensor import Tensor, _raw
 
 
 class MatMul(Function):
@@ -74,7 +74,7 @@ def matmul(input, other) -> Tensor:
     except ValueError:
         # raised here, not in forward: Function.apply would replace a forward's ShapeError with
         # its generic broadcasting message, which cannot say which dimension is wrong
-        raise _matmul_error(np.shape(_data(input)), np.shape(_data(other))) from None
+        raise _matmul_error(np.shape(_raw(input)), np.shape(_raw(other))) from None
 
 
 def _matmul_error(a_shape: tuple, b_shape: tuple) -> ShapeError:
@@ -153,18 +153,14 @@ def einsum(equation: str, *operands) -> Tensor:
     """
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
-    spec = _explicit_spec(equation.replace(" ", ""), [np.ndim(_data(o)) for o in operands])
+    spec = _explicit_spec(equation.replace(" ", ""), [np.ndim(_raw(o)) for o in operands])
     try:
         return Einsum.apply(*operands, spec=spec)
     except ValueError as e:
-        shapes = ", ".join(str(tuple(np.shape(_data(o)))) for o in operands)
+        shapes = ", ".join(str(tuple(np.shape(_raw(o)))) for o in operands)
         raise ShapeError(
             f"einsum '{equation}': operands of shapes {shapes} do not fit: {e}"
         ) from None
-
-
-def _data(x):
-    return x.data if isinstance(x, Tensor) else x
 
 
 def _explicit_spec(equation: str, ndims: list) -> str:
