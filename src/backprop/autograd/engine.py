@@ -167,7 +167,7 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None):
                         g = g.to(meta.dtype)
                 fn = inp.grad_fn
                 if fn is not None:
-                    if g is not None:
+                    if g is not None:  # _add_to_buffer, inlined: this runs once per edge
                         buf = buffers.get(fn)
                         if buf is None:
                             buf = buffers[fn] = [None] * fn._n_out
