@@ -39,15 +39,15 @@ def test_xor_demo_loss_falls_and_it_learns_xor():
     assert "1 xor 1 -> 0.0" in out.getvalue()
 
 
-def test_cli_refuses_bad_arguments_with_exit_2(capsys):
+def test_demo_refuses_bad_arguments_with_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["--epochs", "0"])
+        main(["demo", "--epochs", "0"])
     assert exc.value.code == 2
-    assert "--epochs must be at least 1" in capsys.readouterr().err
+    assert "--epochs must be >= 1" in capsys.readouterr().err
 
 
-def test_python_dash_m_backprop_runs():
-    out = subprocess.run([sys.executable, "-m", "backprop", "--epochs", "50"],
+def test_python_dash_m_backprop_demo_runs():
+    out = subprocess.run([sys.executable, "-m", "backprop", "demo", "--epochs", "50"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "epoch    50" in out.stdout

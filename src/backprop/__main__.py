@@ -1,23 +1,23 @@
-"""``python -m backprop`` / ``backprop``: train a 2-2-1 network on XOR and print the loss falling.
+"""``python -m backprop`` / ``backprop``: the command line (see ``backprop.cli``).
 
-This is the main job until the full training command arrives; it uses only the core engine:
-tensors, ops, ``backward()`` and a plain gradient-descent update.
+``train_xor`` is ``backprop demo``: a 2-2-1 network on XOR using only the core engine (tensors,
+ops, ``backward()`` and a plain gradient-descent update), no layers or optimizers.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import backprop as bp
 
 
 def train_xor(epochs: int = 2000, lr: float = 0.5, seed: int = 0, every: int = 200,
-              out=sys.stdout) -> float:
+              out=None) -> float:
     """Train a 2-2-1 tanh/sigmoid network on XOR by full-batch gradient descent on the MSE.
 
     Returns the final loss. Prints the loss every ``every`` epochs and the final predictions.
     """
+    out = out or sys.stdout
     bp.manual_seed(seed)
     x = bp.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     y = bp.tensor([[0.0], [1.0], [1.0], [0.0]])
@@ -52,21 +52,9 @@ def train_xor(epochs: int = 2000, lr: float = 0.5, seed: int = 0, every: int = 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``backprop`` and ``python -m backprop``."""
-    parser = argparse.ArgumentParser(
-        prog="backprop",
-        description="Train a 2-2-1 network on XOR with backpropagation (the demo job).",
-    )
-    parser.add_argument("--epochs", type=int, default=2000, help="gradient-descent steps")
-    parser.add_argument("--lr", type=float, default=0.5, help="learning rate")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    args = parser.parse_args(argv)
-    if args.epochs < 1:
-        parser.error(f"--epochs must be at least 1, got {args.epochs}")
-    if not args.lr > 0:
-        parser.error(f"--lr must be positive, got {args.lr}")
-    train_xor(args.epochs, args.lr, args.seed)
-    return 0
+    """Entry point of ``backprop`` and ``python -m backprop``: ``backprop.cli.main``."""
+    from backprop.cli import main as cli_main
+    return cli_main(argv)
 
 
 if __name__ == "__main__":
