@@ -160,9 +160,9 @@ RUN_KEYS = ("out",)
 # Defaults per (dataset, model) that beat the generic ones; measured in benchmarks/results.md.
 RECIPES: dict[tuple[str, str], dict] = {
     ("digits", "mlp"): {"epochs": 30, "hidden": [256], "dropout": 0.1},
-    ("mnist", "mlp"): {"epochs": 20, "batch_size": 128, "hidden": [800, 800], "dropout": 0.2,
+    ("mnist", "mlp"): {"epochs": 20, "batch_size": 128, "hidden": [512, 256], "dropout": 0.2,
                        "lr_schedule": "cosine"},
-    ("fashion-mnist", "mlp"): {"epochs": 20, "batch_size": 128, "hidden": [800, 800],
+    ("fashion-mnist", "mlp"): {"epochs": 20, "batch_size": 128, "hidden": [512, 256],
                                "dropout": 0.2, "lr_schedule": "cosine"},
     ("mnist", "cnn"): {"epochs": 6, "batch_size": 64, "lr_schedule": "cosine"},
     ("fashion-mnist", "cnn"): {"epochs": 6, "batch_size": 64, "lr_schedule": "cosine"},
