@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 import backprop as bp
-from backprop.cli.datasets import DATASETS, Splits, load_splits, read_inputs
+from backprop.cli.datasets import (
+    DATASETS,
+    PIXEL_STD_FLOOR,
+    Splits,
+    load_splits,
+    read_inputs,
+)
 from backprop.cli.errors import RunError, UsageError
 from backprop.cli.models import (
     ACTIVATIONS,
@@ -39,18 +45,22 @@ def _rows(a: np.ndarray) -> set:
 # --- load_splits: the built-in datasets ---
 
 
-def test_digits_splits_are_loaders_split_standardised_with_one_scalar(digits):
+def test_digits_splits_are_loaders_split_standardised_per_pixel(digits):
     assert (digits.input_shape, digits.num_classes, digits.kind) == ((1, 8, 8), 10, "image")
     assert digits.classes == [str(d) for d in range(10)] and digits.feature_names is None
     assert digits.train.data.shape == (1437, 1, 8, 8) and digits.test.data.shape == (360, 1, 8, 8)
     assert digits.train.data.dtype == np.float32 and digits.train.targets.dtype == np.int64
-    assert digits.mean.shape == () and digits.std.shape == ()
+    assert digits.mean.shape == (1, 8, 8) and digits.std.shape == (1, 8, 8)
     assert digits.mean.dtype == np.float32 and digits.std.dtype == np.float32
     raw = load_digits(train=True, seed=0)
-    assert float(digits.mean) == pytest.approx(raw.data.mean(), rel=1e-5)
-    assert float(digits.std) == pytest.approx(raw.data.std(), rel=1e-5)
-    assert abs(digits.train.data.mean()) < 1e-5
-    assert digits.train.data.std() == pytest.approx(1, rel=1e-4)
+    np.testing.assert_allclose(digits.mean, raw.data.mean(axis=0), rtol=1e-5, atol=1e-7)
+    sd = raw.data.std(axis=0)
+    floored = np.where(sd > 0, np.maximum(sd, PIXEL_STD_FLOOR), 1)  # constant pixels: 1
+    np.testing.assert_allclose(digits.std, floored, rtol=1e-5)
+    assert (digits.std == np.float32(PIXEL_STD_FLOOR)).any()  # the floor is in use
+    np.testing.assert_allclose(digits.train.data.mean(axis=0), 0, atol=1e-5)
+    wide = raw.data.std(axis=0) > PIXEL_STD_FLOOR
+    np.testing.assert_allclose(digits.train.data.std(axis=0)[wide], 1, rtol=1e-4)
     np.testing.assert_allclose(digits.preprocess(raw.data), digits.train.data, atol=1e-6)
     test_raw = load_digits(train=False, seed=0)
     np.testing.assert_allclose(digits.preprocess(test_raw.data), digits.test.data, atol=1e-6)

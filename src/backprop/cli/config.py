@@ -157,15 +157,19 @@ BY_NAME = {o.name: o for o in OPTIONS}
 # change them, and they are not part of a recipe.
 RUN_KEYS = ("out",)
 
-# Defaults per (dataset, model) that beat the generic ones; measured in benchmarks/results.md.
+# Defaults per (dataset, model) that beat the generic ones; their results are in README's
+# results table (benchmarks/bench_results.py).
 RECIPES: dict[tuple[str, str], dict] = {
-    ("digits", "mlp"): {"epochs": 30, "hidden": [256], "dropout": 0.1},
+    ("digits", "mlp"): {"epochs": 40, "hidden": [256], "dropout": 0.2, "lr": 3e-3,
+                        "lr_schedule": "cosine"},
     ("mnist", "mlp"): {"epochs": 20, "batch_size": 128, "hidden": [512, 256], "dropout": 0.2,
                        "lr_schedule": "cosine"},
     ("fashion-mnist", "mlp"): {"epochs": 20, "batch_size": 128, "hidden": [512, 256],
                                "dropout": 0.2, "lr_schedule": "cosine"},
-    ("mnist", "cnn"): {"epochs": 6, "batch_size": 64, "lr_schedule": "cosine"},
-    ("fashion-mnist", "cnn"): {"epochs": 6, "batch_size": 64, "lr_schedule": "cosine"},
+    ("mnist", "cnn"): {"epochs": 4, "batch_size": 128, "lr": 2e-3, "lr_schedule": "onecycle",
+                       "dropout": 0.25},
+    ("fashion-mnist", "cnn"): {"epochs": 4, "batch_size": 128, "lr": 2e-3,
+                               "lr_schedule": "onecycle", "dropout": 0.25},
     ("xor", "mlp"): {"epochs": 300, "batch_size": "full", "hidden": [8], "activation": "tanh",
                      "lr": 0.05},
     ("spirals", "mlp"): {"epochs": 100, "hidden": [64], "lr": 0.01},
