@@ -124,30 +124,23 @@ class Trainer:
         return out
 
     # --- data ---
-    def _make_loader(self, data, batch_size, shuffle: bool):
+    def _loader(self, data, batch_size, *, shuffle: bool, who: str) -> Iterable:
+        """A DataLoader over ``data`` (a DataLoader is used as it is). A shuffled one draws its
+        order from the trainer's seed; an in-order one gets seed 0, so that building it leaves
+        backprop's global RNG alone."""
         if isinstance(data, DataLoader):
             return data
         if not isinstance(data, Dataset):
-            raise TypeError(f"fit: train_data must be a Dataset or a DataLoader, got "
+            raise TypeError(f"{who}: the data must be a Dataset or a DataLoader, got "
                             f"{type(data).__name__}")
         if batch_size in ("full", None):
             batch_size = max(len(data), 1)
         elif isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
-            raise ValueError(f"fit: batch_size must be a positive int (1 = pure SGD) or 'full' "
-                             f"(batch gradient descent), got {batch_size!r}")
-        return DataLoader(data, batch_size=int(batch_size), shuffle=shuffle, seed=self.seed)
-
-    def _as_loader(self, data, batch_size) -> Iterable:
-        """An in-order loader for evaluation (its fixed seed leaves the global RNG alone)."""
-        if isinstance(data, DataLoader):
-            return data
-        if not isinstance(data, Dataset):
-            raise TypeError(f"evaluate: data must be a Dataset or a DataLoader, got "
-                            f"{type(data).__name__}")
-        if batch_size in ("full", None):
-            batch_size = max(len(data), 1)
-        return DataLoader(data, batch_size=int(batch_size), shuffle=False, seed=0)
+            raise ValueError(f"{who}: batch_size must be a positive int (1 = pure SGD) or "
+                             f"'full' (batch gradient descent), got {batch_size!r}")
+        return DataLoader(data, batch_size=int(batch_size), shuffle=shuffle,
+                          seed=self.seed if shuffle else 0)
 
     # --- the loop ---
     def fit(self, train_data, *, val_data=None, val_split: float = 0.0, epochs: int = 10,
@@ -183,8 +176,9 @@ class Trainer:
                                  f"fraction in (0, 1), got {val_split!r}")
             train_data, val_data = random_split(train_data, [1.0 - val_split, val_split],
                                                 seed=0 if self.seed is None else self.seed)
-        loader = self._make_loader(train_data, batch_size, shuffle)
-        val_loader = None if val_data is None else self._as_loader(val_data, 256)
+        loader = self._loader(train_data, batch_size, shuffle=shuffle, who="fit")
+        val_loader = None if val_data is None else self._loader(val_data, 256, shuffle=False,
+                                                                  who="fit (val_data)")
         self.loader, self.epochs = loader, epochs
         self.batches_per_epoch = len(loader) if hasattr(loader, "__len__") else None
         generator = getattr(loader, "generator", None)
@@ -294,7 +288,7 @@ class Trainer:
         Returns:
             ``{"loss": float, "accuracy": float}`` (accuracy only for classification).
         """
-        loader = self._as_loader(data, batch_size)
+        loader = self._loader(data, batch_size, shuffle=False, who="evaluate")
         was_training = self.model.training
         self.model.eval()
         loss_sum, correct, count, classified = 0.0, 0, 0, True
@@ -330,7 +324,7 @@ class Trainer:
             batches = (Tensor(arr[i:i + batch_size]) for i in range(0, len(arr), batch_size))
         else:
             batches = (b[0] if isinstance(b, (tuple, list)) else b
-                       for b in self._as_loader(data, batch_size))
+                       for b in self._loader(data, batch_size, shuffle=False, who="predict"))
         was_training = self.model.training
         self.model.eval()
         try:
