@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             metrics, seconds = run_one(flags, Path(tmp))
         acc = metrics["test_accuracy"]
         verdict = "met" if acc >= target else "NOT MET"
-        print(f"| `backprop train {flags}`".rstrip() + f" | {100 * acc:.2f}% | "
+        command = f"backprop train {flags}".strip()
+        print(f"| `{command}` | {100 * acc:.2f}% | "
               f"{100 * target:.1f}% ({verdict}) | {metrics['epochs']} | {seconds:.0f} s |",
               flush=True)
     return 0
