@@ -68,11 +68,11 @@ def test_train_xor_writes_a_complete_run_directory(tmp_path, capsys):
     last = stdout.strip().splitlines()[-1]
     assert last.startswith("test accuracy 100.00% (4/4)"), last
     rows = history_rows(out / "history.csv")
-    assert len(rows) == metrics["epochs"] == 300  # the xor recipe
+    assert len(rows) == metrics["epochs"] == 100  # the xor recipe
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"]) / 10
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     config = (out / "config.toml").read_text()
-    assert 'dataset = "xor"' in config and "epochs = 300" in config
+    assert 'dataset = "xor"' in config and "epochs = 100" in config
 
 
 def test_train_digits_reaches_accuracy_and_evaluate_agrees(digits_run, capsys):

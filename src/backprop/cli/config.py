@@ -170,8 +170,8 @@ RECIPES: dict[tuple[str, str], dict] = {
                        "dropout": 0.25},
     ("fashion-mnist", "cnn"): {"epochs": 4, "batch_size": 128, "lr": 2e-3,
                                "lr_schedule": "onecycle", "dropout": 0.25},
-    ("xor", "mlp"): {"epochs": 300, "batch_size": "full", "hidden": [8], "activation": "tanh",
-                     "lr": 0.05},
+    ("xor", "mlp"): {"epochs": 100, "batch_size": "full", "hidden": [8], "activation": "tanh",
+                     "lr": 0.1},
     ("spirals", "mlp"): {"epochs": 100, "hidden": [64], "lr": 0.01},
 }
 

@@ -42,6 +42,22 @@ def _argparse_type(option: cfg.Option):
     return convert
 
 
+def _recipes_text() -> str:
+    """The dataset- and model-dependent defaults, for ``backprop train --help``."""
+    shown = ("epochs", "batch_size", "lr", "lr_schedule", "hidden", "dropout")
+
+    def text(values: dict) -> str:
+        def value(v):
+            return ",".join(map(str, v)) if isinstance(v, list) else v
+        return ", ".join(f"{k.replace('_', '-')} {value(v)}" for k, v in values.items()
+                         if k in shown)
+    lines = ["defaults that depend on the dataset and model:",
+             f"  otherwise: {text({k: cfg.BY_NAME[k].default for k in shown})}"]
+    lines += [f"  {dataset} {model}: {text(values)}"
+              for (dataset, model), values in cfg.RECIPES.items()]
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``backprop`` parser with its subcommands."""
     parser = argparse.ArgumentParser(
@@ -52,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     train = sub.add_parser(
         "train", allow_abbrev=False, help="train a model; writes a run directory",
+        epilog=_recipes_text(), formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train a model and write a run directory (checkpoint, config.toml, "
                     "history.csv, metrics.json, curves.png). Settings come from the built-in "
                     "defaults, the defaults for the chosen dataset and model, --config, then "
