@@ -841,3 +841,57 @@ RECURRENT = [
 ]
 
 CASES += RECURRENT
+
+
+# --- normalisation kernels: BatchNorm with batch statistics (y, mean, biased variance) ---
+
+
+def _bn_dims(ndim: int) -> tuple:
+    return (0,) + tuple(range(2, ndim))
+
+
+def _batch_norm_ref(x, w=None, b=None, eps=1e-5):
+    dims = _bn_dims(x.ndim)
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    mu, var = x.mean(dims), x.var(dims)
+    y = (x - mu.reshape(shape)) / np.sqrt(var.reshape(shape) + eps)
+    y = y if w is None else y * w.reshape(shape)
+    return (y if b is None else y + b.reshape(shape)), mu, var
+
+
+def _batch_norm_torch(x, w=None, b=None, eps=1e-5):
+    dims = _bn_dims(x.ndim)
+    return (F.batch_norm(x, None, None, w, b, training=True, eps=eps),
+            x.mean(dims), x.var(dims, unbiased=False))
+
+
+def _bn_case(name, shapes, affine="wb", eps=1e-5, **kw):
+    """A BatchNorm case; ``affine`` names the optional inputs: w (weight), b (bias)."""
+
+    def split(args):
+        x, rest = args[0], list(args[1:])
+        w = rest.pop(0) if "w" in affine else None
+        b = rest.pop(0) if "b" in affine else None
+        return x, w, b
+
+    def fn(*args):
+        x, w, b = split(args)
+        return bp.ops.nn_ops.batch_norm_train(x, w, b, eps)
+
+    return OpCase(name, fn, shapes, lambda *a: _batch_norm_ref(*split(a), eps),
+                  torch_fn=lambda *a: _batch_norm_torch(*split(a), eps), **kw)
+
+
+NORMALIZATION = [
+    _bn_case("batch_norm_nc", ((5, 3), (3,), (3,))),
+    _bn_case("batch_norm_ncl", ((4, 3, 5), (3,), (3,))),
+    _bn_case("batch_norm_nchw", ((3, 2, 3, 4), (2,), (2,))),
+    _bn_case("batch_norm_nchw_no_affine", ((2, 3, 2, 3),), affine=""),
+    _bn_case("batch_norm_ncl_weight_only", ((3, 2, 4), (2,)), affine="w", eps=1e-3),
+    _bn_case("batch_norm_nc_bias_only", ((6, 2), (2,)), affine="b"),
+    # a mean far from zero (|μ| ≫ σ): the two-pass variance must not cancel
+    _bn_case("batch_norm_ncl_offset_mean", ((4, 2, 3), uniform((2,), -2, 2),
+                                            uniform((2,), -2, 2)), low=99.0, high=101.0),
+]
+
+CASES += NORMALIZATION

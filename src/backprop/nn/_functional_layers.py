@@ -1,8 +1,10 @@
 """The functional forms of the dropout, normalisation, embedding and bilinear layers.
 
-All are composites of existing ops (STYLE: none of them needs its own gradient rule), so their
-gradients, and gradients of gradients, follow automatically. ``backprop.nn.functional``
-re-exports them under PyTorch's names.
+All but one are composites of existing ops (STYLE: none of them needs its own gradient rule),
+so their gradients, and gradients of gradients, follow automatically. The exception is batch
+normalisation with batch statistics: the fused op ``backprop.ops.nn_ops.BatchNorm`` (for speed),
+whose backward is differentiable too. ``backprop.nn.functional`` re-exports them under PyTorch's
+names.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from backprop.autograd.grad_mode import no_grad
 from backprop.errors import ShapeError
 from backprop.ops.elementwise import where
 from backprop.ops.linalg import einsum
+from backprop.ops.nn_ops import batch_norm_train
 from backprop.ops.reduction import mean
 from backprop.ops.shape import index_select, reshape
 from backprop.tensor import Tensor, _wrap
@@ -110,8 +113,6 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):
         _check_channel_vector("batch_norm", name, t, c)
-    dims = (0,) + tuple(range(2, input.ndim))
-    stat_shape = (1, c) + (1,) * (input.ndim - 2)
     if training or running_mean is None or running_var is None:
         n = input.numel() // c
         if training and n <= 1:
@@ -119,21 +120,22 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                 f"batch_norm: expected more than 1 value per channel when training, got input "
                 f"of shape {tuple(input.shape)}"
             )
-        mu = mean(input, dims, keepdim=True)
-        centred = input - mu
-        var = mean(centred * centred, dims, keepdim=True)
+        # one fused op (normalise, scale, shift) instead of about nine elementwise ones
+        out, mu, var = batch_norm_train(input, weight, bias, eps)
         if training:
             with no_grad():
-                _update_running(running_mean, mu.data.reshape(c), momentum)
+                _update_running(running_mean, mu.data, momentum)
                 if running_var is not None:
-                    unbiased = var.data.reshape(c) * (n / (n - 1))
+                    unbiased = var.data * (n / (n - 1))
                     _update_running(running_var, unbiased, momentum)
-    else:
-        centred = input - reshape(running_mean, stat_shape)
-        var = reshape(running_var, stat_shape)
-    out = centred / (var + eps) ** 0.5
+        return out
+    # running statistics: the per-channel scale γ/√(σ² + eps) is computed on (C,) vectors, so
+    # the full-size work is one subtraction, one multiplication and one addition
+    stat_shape = (1, c) + (1,) * (input.ndim - 2)
+    scale = (running_var + eps) ** -0.5
     if weight is not None:
-        out = out * reshape(weight, stat_shape)
+        scale = scale * weight
+    out = (input - reshape(running_mean, stat_shape)) * reshape(scale, stat_shape)
     if bias is not None:
         out = out + reshape(bias, stat_shape)
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from backprop.autograd.function import Function
+from backprop.autograd.grad_mode import _state
 from backprop.ops._util import norm_dim
 from backprop.tensor import Tensor
 
@@ -155,7 +156,149 @@ class BinaryCrossEntropy(Function):
         return grad_x, grad_t
 
 
+# --- batch normalisation ---
+
+
+# Fused for speed: the composite (mean, sub, mul, mean, add, pow, div, mul, add) makes about nine
+# full passes over the activations in forward and as many again in backward, each with a new
+# array; this op makes six in each, allocating only x̂ (kept for backward), y and ∂L/∂x.
+class BatchNorm(Function):
+    """Batch normalisation with the batch's statistics, per channel c (dim 1) over the M = N·S
+    values of the other dims (S: the product of the spatial sizes):
+    μ = Σ x / M,  σ² = Σ (x - μ)² / M (biased),  r = 1/√(σ² + eps),  x̂ = (x - μ)·r,
+    y = γ·x̂ + β (γ = 1 without weight, β = 0 without bias). Outputs (y, μ, σ²) (the batch
+    statistics feed the running statistics).
+
+    With g = ∂L/∂y and the means and sums over the non-channel dims:
+    ∂L/∂x = γ·r·(g - mean(g) - x̂·mean(g·x̂)) + ∂L/∂μ / M + ∂L/∂σ²·2(x - μ)/M,
+    ∂L/∂γ = Σ g·x̂,  ∂L/∂β = Σ g.
+
+    Shapes: x (N, C, *), weight and bias (C,) or None -> y (N, C, *), μ and σ² (C,).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps=1e-5):
+        if x.dtype.kind != "f":
+            x = x.astype(np.float32)  # integers normalise to the default float, as the composite
+        n, c = x.shape[:2]
+        x3 = x.reshape(n, c, -1)
+        m = x3.shape[0] * x3.shape[2]
+        # statistics accumulate in float64 (see _channel_sum); x̂ and y stay in x's dtype
+        mu = _channel_sum(x3) / m
+        xhat = x3 - mu.astype(x.dtype)[:, None]
+        # two-pass variance (Σ (x - μ)², not Σ x² - Mμ²): no cancellation when |μ| ≫ σ
+        var = _channel_dot(xhat, xhat) / m
+        r = 1.0 / np.sqrt(var + eps)
+        xhat *= r.astype(x.dtype)[:, None]
+        if weight is not None:
+            y = xhat * weight[:, None]
+            if bias is not None:
+                y += bias[:, None]
+        elif bias is not None:
+            y = xhat + bias[:, None]
+        else:  # a copy: an in-place op on y must not change the x̂ that backward reads
+            y = xhat.copy()
+        ctx.eps, ctx.m = eps, m
+        # x̂ and r serve only the NumPy first-order path; the recorded path recomputes them
+        ctx.save_for_backward(x, weight, xhat, r)
+        return y.reshape(x.shape), mu.astype(x.dtype), var.astype(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_y, grad_mean, grad_var):
+        x, weight, xhat, r = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad
+        if _state.grad_enabled:
+            return _batch_norm_backward_recorded(x, weight, grad_y, grad_mean, grad_var,
+                                                 ctx.eps, ctx.needs_input_grad)
+        xh = xhat.data
+        n, c, s = xh.shape
+        g = grad_y.data.reshape(n, c, s)
+        sum_g = _channel_sum(g)
+        sum_gx = _channel_dot(g, xh)
+        grad_x = None
+        if need_x:
+            k = r.data if weight is None else r.data * weight.data
+            # γr·(g - Σg/M - x̂·Σ(g·x̂)/M) in four in-place passes over one new array
+            grad_x = xh * (sum_gx / -ctx.m).astype(xh.dtype)[:, None]
+            grad_x -= (sum_g / ctx.m).astype(xh.dtype)[:, None]
+            grad_x += g
+            grad_x *= k.astype(xh.dtype)[:, None]
+            gm, gv = grad_mean.data, grad_var.data
+            if gm.any() or gv.any():  # the statistics are used (rare): 2(x - μ)/M = 2x̂/(rM)
+                grad_x += (gm / ctx.m).astype(xh.dtype)[:, None]
+                grad_x += xh * (gv * (2 / ctx.m) / r.data).astype(xh.dtype)[:, None]
+            grad_x = const(grad_x.reshape(x.shape))
+        w_dtype = xh.dtype if weight is None else weight.dtype
+        return (grad_x,
+                const(sum_gx.astype(w_dtype)) if need_w else None,
+                const(sum_g.astype(w_dtype)) if need_b else None)
+
+
+def _channel_sum(a3: np.ndarray) -> np.ndarray:
+    """Σ over dims 0 and 2 of an (N, C, S) array, as float64 (C,).
+
+    Each row of S values is summed in the array's dtype (NumPy sums a contiguous axis pairwise,
+    so float32 keeps about 1e-7 relative error), and the N row sums in float64: as accurate as
+    summing in float64, at float32 speed.
+    """
+    rows = a3.sum(2) if a3.shape[2] > 1 else a3[:, :, 0]
+    return rows.sum(0, dtype=np.float64)
+
+
+def _channel_dot(a3: np.ndarray, b3: np.ndarray) -> np.ndarray:
+    """Σ a·b over dims 0 and 2 of two (N, C, S) arrays, as float64 (C,).
+
+    One dot per (n, c) row, as a batched (1, S) @ (S, 1) matmul: no product temporary, and as
+    fast as a float32 sum over the array; the N row results are summed in float64. (Measured at
+    (128, 16, 784): ~1e-7 relative error in float32, against ~4e-7 for einsum or a float32 sum.)
+    """
+    if a3.shape[2] > 1:
+        rows = np.matmul(a3[:, :, None, :], b3[:, :, :, None])[:, :, 0, 0]
+    else:
+        rows = a3[:, :, 0] * b3[:, :, 0]
+    return rows.sum(0, dtype=np.float64)
+
+
+def _batch_norm_backward_recorded(x, weight, grad_y, grad_mean, grad_var, eps, needs):
+    """BatchNorm's backward in Tensor ops, recomputed from x (higher order)."""
+    dims = (0,) + tuple(range(2, x.ndim))
+    stat_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    m = x.numel() // x.shape[1]
+    centred = x - mean(x, dims, keepdim=True)
+    r = (mean(centred * centred, dims, keepdim=True) + eps) ** -0.5
+    xhat = centred * r
+    gx = grad_y * xhat
+    grad_x = None
+    if needs[0]:
+        k = r if weight is None else r * reshape(weight, stat_shape)
+        grad_x = (grad_y - mean(grad_y, dims, keepdim=True)
+                  - xhat * mean(gx, dims, keepdim=True)) * k
+        grad_x = (grad_x + reshape(grad_mean, stat_shape) / m
+                  + reshape(grad_var, stat_shape) * centred * (2 / m))
+    return (grad_x,
+            sum(gx, dims) if needs[1] else None,
+            sum(grad_y, dims) if needs[2] else None)
+
+
+def batch_norm_train(input: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
+                     eps: float = 1e-5) -> tuple[Tensor, Tensor, Tensor]:
+    """Normalise ``input`` with its own batch statistics over every dim but dim 1 (one op).
+
+    Returns (y, mean, var): y = (x - mean)/√(var + eps)·weight + bias, and the per-channel batch
+    mean and *biased* variance (e.g. for a running-statistics update; differentiable too).
+
+    Shapes: input (N, C, *), weight and bias (C,) or None -> y (N, C, *), mean and var (C,).
+
+    Example:
+        >>> import backprop as bp
+        >>> y, mu, var = bp.ops.nn_ops.batch_norm_train(bp.tensor([[1.0], [3.0]]), eps=0.0)
+        >>> y.flatten(), mu, var
+        (tensor([-1.,  1.]), tensor([2.]), tensor([1.]))
+    """
+    return BatchNorm.apply(input, weight, bias, eps=eps)
+
+
 from backprop.ops._util import const  # noqa: E402
 from backprop.ops.elementwise import clamp, exp, log, log1p  # noqa: E402
-from backprop.ops.reduction import sum  # noqa: E402
-from backprop.ops.shape import unsqueeze  # noqa: E402
+from backprop.ops.reduction import mean, sum  # noqa: E402
+from backprop.ops.shape import reshape, unsqueeze  # noqa: E402
