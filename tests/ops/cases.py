@@ -843,6 +843,56 @@ RECURRENT = [
 CASES += RECURRENT
 
 
+def _lstm_layer(reverse=False, outputs=(0, 1, 2)):
+    """LSTMLayer on (xg, h0, c0, w_hh), keeping only ``outputs`` (the others get zero grads)."""
+
+    def fn(xg, h, c, w):
+        from backprop.ops.recurrent import LSTMLayer
+
+        out = LSTMLayer.apply(xg, h, c, w, reverse=reverse)
+        return tuple(out[k] for k in outputs)
+
+    def ref(xg, h, c, w):
+        hs = [None] * xg.shape[0]
+        for t in (range(xg.shape[0] - 1, -1, -1) if reverse else range(xg.shape[0])):
+            h, c = _lstm_step_ref(xg[t], h, c, w)
+            hs[t] = h
+        out = (np.stack(hs), h, c)
+        return tuple(out[k] for k in outputs)
+
+    def torch_fn(xg, h, c, w):
+        hs = [None] * xg.shape[0]
+        for t in (range(xg.shape[0] - 1, -1, -1) if reverse else range(xg.shape[0])):
+            h, c = _lstm_step_torch(xg[t], h, c, w)
+            hs[t] = h
+        out = (torch.stack(hs), h, c)
+        return tuple(out[k] for k in outputs)
+
+    return fn, ref, torch_fn
+
+
+def _lstm_layer_case(name, shapes, **kw):
+    fn, ref, torch_fn = _lstm_layer(**kw)
+    return OpCase(name, fn, shapes, ref, fwd_atol=1e-12, fwd_rtol=1e-9, torch_fn=torch_fn)
+
+
+_LSTM_LAYER_SHAPES = ((3, 2, 8), (2, 2), (2, 2), (8, 2))  # T=3, N=2, H=2
+
+LSTM_LAYER = [
+    _lstm_layer_case("lstm_layer", _LSTM_LAYER_SHAPES),
+    _lstm_layer_case("lstm_layer_reverse", _LSTM_LAYER_SHAPES, reverse=True),
+    # only hs used: the final-state gradients arrive as zeros
+    _lstm_layer_case("lstm_layer_hs_only", _LSTM_LAYER_SHAPES, outputs=(0,)),
+    _lstm_layer_case("lstm_layer_reverse_hs_only", _LSTM_LAYER_SHAPES, reverse=True,
+                     outputs=(0,)),
+    # only the final states used: no gradient through hs
+    _lstm_layer_case("lstm_layer_final_state_only", _LSTM_LAYER_SHAPES, outputs=(1, 2)),
+    _lstm_layer_case("lstm_layer_one_step_one_unit", ((1, 3, 4), (3, 1), (3, 1), (4, 1))),
+]
+
+CASES += LSTM_LAYER
+
+
 # --- normalisation kernels: BatchNorm with batch statistics (y, mean, biased variance) ---
 
 

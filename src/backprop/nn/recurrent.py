@@ -3,8 +3,9 @@ initialisation and return values, so a PyTorch ``state_dict`` loads and gives th
 
 Backpropagation through time is plain backprop over the unrolled graph. Each layer computes
 the input projection of *all* time steps in one GEMM before its loop; the loop then runs one
-matrix product with ``W_hh`` and the gate arithmetic per step (for the LSTM one fused op,
-``ops.recurrent.LSTMCellStep``). A layer loops over time steps and nothing else.
+matrix product with ``W_hh`` and the gate arithmetic per step. For the LSTM the whole loop of a
+layer and direction is one op, ``ops.recurrent.LSTMLayer`` (NumPy time loop, hand-derived BPTT);
+``LSTMCell`` uses the fused step ``ops.recurrent.LSTMCellStep``.
 
 Truncated BPTT: carry the state from one chunk of the sequence to the next, cut from the graph
 with :func:`detach_state` every k steps::
@@ -30,7 +31,7 @@ from backprop.nn import init
 from backprop.nn.module import Module, Parameter
 from backprop.ops.elementwise import relu, sigmoid, tanh
 from backprop.ops.linalg import MatMul
-from backprop.ops.recurrent import LSTMCellStep, Stack, Unbind
+from backprop.ops.recurrent import LSTMCellStep, LSTMLayer, Stack, Unbind
 from backprop.ops.shape import cat, reshape, stack, transpose
 from backprop.tensor import Tensor
 
@@ -245,15 +246,15 @@ class RNNBase(Module):
         if b_ih is not None and mode != "GRU":  # GRU's b_hn sits inside r·(...): keep apart
             bias = b_ih + b_hh
         # the input projection of every time step in one GEMM
-        xg = _proj(reshape(x, (seq * batch, x.shape[2])), w_ih, bias)
-        steps = Unbind.apply(reshape(xg, (seq, batch, xg.shape[1])))
+        xg = reshape(_proj(reshape(x, (seq * batch, x.shape[2])), w_ih, bias),
+                     (seq, batch, w_ih.shape[0]))
+        if mode == "LSTM":  # the whole time loop is one op (a reverse direction runs T-1 .. 0)
+            hs, h, c = LSTMLayer.apply(xg, h, c, w_hh, reverse=bool(d))
+            return h, c, hs
+        steps = Unbind.apply(xg)
         order = range(seq - 1, -1, -1) if d else range(seq)
         hs = [None] * seq
-        if mode == "LSTM":
-            for t in order:
-                h, c = LSTMCellStep.apply(steps[t], h, c, w_hh)
-                hs[t] = h
-        elif mode == "GRU":
+        if mode == "GRU":
             for t in order:
                 h = _gru_step(steps[t], h, w_hh, b_hh)
                 hs[t] = h
