@@ -128,6 +128,19 @@ def test_config_file_sets_values_and_flags_override_it(tmp_path, capsys):
     assert len(history_rows(tmp_path / "r" / "history.csv")) == 2
 
 
+def test_patience_stops_early_and_says_which_epoch_was_kept(tmp_path, capsys):
+    status, stdout, err = run(capsys, "train", "--val-split", "0.1", "--patience", "2",
+                              "--epochs", "60", "--out", tmp_path / "r")
+    assert status == 0, err
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["epochs"] < 60
+    line = next(x for x in stdout.splitlines() if x.startswith("stopped early"))
+    best = int(line.split("after epoch ")[1].split()[0])
+    rows = history_rows(tmp_path / "r" / "history.csv")
+    val = [float(r["val_loss"]) for r in rows]
+    assert best == 1 + val.index(min(val)) and best <= metrics["epochs"] - 2
+
+
 def test_batch_size_full_is_one_step_per_epoch(tmp_path, capsys):
     status, _, err = run(capsys, "train", "--dataset", "spirals", "--batch-size", "full",
                          "--epochs", "3", "--out", tmp_path / "r")

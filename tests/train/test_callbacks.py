@@ -56,7 +56,7 @@ def test_early_stopping_stops_and_restores_the_best_epochs_weights(restore):
 
     assert 0 < stopper.stopped_epoch < 200
     assert len(history) == stopper.stopped_epoch == trainer.epoch
-    assert stopper.stopped_epoch == stopper.best_epoch + stopper.patience + 1
+    assert stopper.stopped_epoch == stopper.best_epoch + stopper.patience  # as Keras
     val_loss = history["val_loss"]
     assert stopper.best_epoch == 1 + int(np.argmin(val_loss))
     assert stopper.best == min(val_loss)

@@ -281,9 +281,11 @@ def cmd_train(args: argparse.Namespace, out=None) -> int:
     scheduler = _make_scheduler(settings, optimizer, steps_per_epoch)
     if scheduler is not None:
         callbacks.append(scheduler)
+    stopper = None
     if settings["patience"]:
         monitor = "val_loss" if settings["val_split"] else "loss"
-        callbacks.append(EarlyStopping(monitor, patience=settings["patience"]))
+        stopper = EarlyStopping(monitor, patience=settings["patience"])
+        callbacks.append(stopper)
     if settings["clip_grad_norm"]:
         callbacks.append(GradientClipping(max_norm=settings["clip_grad_norm"]))
     trainer = Trainer(model, bp.nn.CrossEntropyLoss(), optimizer, callbacks=callbacks,
@@ -308,6 +310,10 @@ def cmd_train(args: argparse.Namespace, out=None) -> int:
                        f"{run_dir}: continue with `backprop train --resume --out {run_dir}`"
                        ) from None
     seconds = time.perf_counter() - t0
+    if stopper is not None and stopper.stopped_epoch:
+        print(f"stopped early: {stopper.monitor} did not improve for {stopper.patience} epochs "
+              f"after epoch {stopper.best_epoch} ({stopper.best:.4f}); its weights were "
+              "restored", file=out)
     trainer.save_checkpoint(run_dir / CHECKPOINT)  # the best weights, if early stopping restored
     test = trainer.evaluate(splits.test)
     metrics = {"test_loss": test["loss"], "test_accuracy": test.get("accuracy"),

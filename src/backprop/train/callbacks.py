@@ -87,7 +87,7 @@ class EarlyStopping(Callback):
 
     Args:
         monitor: the metric to watch (a column of the history, e.g. ``"val_loss"``).
-        patience: epochs without improvement tolerated before stopping.
+        patience: stop after this many epochs in a row without improvement (as Keras).
         min_delta: an improvement smaller than this does not count.
         mode: ``"min"``, ``"max"`` or ``"auto"`` (max for accuracies, else min).
         restore_best_weights: when training stops early, load the weights (parameters and
@@ -130,7 +130,7 @@ class EarlyStopping(Callback):
                                      for k, v in trainer.model.state_dict().items()}
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:  # Keras: patience epochs without improvement
             self.stopped_epoch = epoch
             trainer.stop_training = True
 
