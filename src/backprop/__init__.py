@@ -1,7 +1,9 @@
 """backprop: neural networks trained with backpropagation, built from scratch on NumPy.
 
 The public surface: ``Tensor`` and ``tensor``, the constructors, every op as a function, grad
-mode, ``manual_seed``, gradient checks and the dtypes. ``import backprop`` imports NumPy only.
+mode, ``manual_seed``, gradient checks and the dtypes. ``import backprop`` imports NumPy only;
+the subpackages ``nn``, ``optim``, ``data`` and ``train`` load on first use (``bp.nn.Linear``,
+``from backprop import optim``).
 
 Example:
     >>> import backprop as bp
@@ -12,7 +14,9 @@ Example:
     tensor([2., 4., 6.])
 """
 
-from backprop import autograd, data, nn, optim
+import importlib
+
+from backprop import autograd
 from backprop._version import __version__
 from backprop.autograd import (
     detect_anomaly,
@@ -48,10 +52,23 @@ from backprop.ops import __all__ as _ops_all
 from backprop.random import manual_seed
 from backprop.tensor import Tensor, bool_, float16, float32, float64, int32, int64
 
+_SUBPACKAGES = ("data", "nn", "optim", "train")
+
 __all__ = [
     "Tensor", "ShapeError", "__version__", "arange", "autograd", "bool_", "detect_anomaly", "empty",
     "enable_grad", "eye", "float16", "float32", "float64", "from_numpy", "full", "full_like",
     "gradcheck", "gradgradcheck", "int32", "int64", "is_grad_enabled", "linspace", "manual_seed",
     "no_grad", "ones", "ones_like", "rand", "rand_like", "randint", "randn", "randn_like",
-    "data", "nn", "optim", "set_grad_enabled", "tensor", "zeros", "zeros_like", *_ops_all,
+    "set_grad_enabled", "tensor", "zeros", "zeros_like", *_SUBPACKAGES, *_ops_all,
 ]
+
+def __getattr__(name: str):
+    # Layers, optimizers, data and training load on first use: compiling them costs about 25 ms
+    # (without cached bytecode) that a script using only tensors and autograd should not pay.
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"backprop.{name}")
+    raise AttributeError(f"module 'backprop' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SUBPACKAGES))
