@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from backprop.optim.optimizer import Optimizer, _floats
+from backprop.optim.optimizer import Optimizer, _floats, _weight_decay
 from backprop.tensor import Tensor
 
 
@@ -47,8 +47,7 @@ class Adadelta(Optimizer):
             state["square_avg"] = Tensor(np.zeros_like(p.data))
             state["acc_delta"] = Tensor(np.zeros_like(p.data))
         state["step"] += 1
-        if weight_decay != 0:
-            grad = grad + weight_decay * p.data
+        grad = _weight_decay(p, grad, lr, weight_decay)
         v, u = state["square_avg"].data, state["acc_delta"].data
         v *= rho
         v += (1 - rho) * grad * grad

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from backprop.optim.optimizer import Optimizer, _floats
+from backprop.optim.optimizer import Optimizer, _floats, _weight_decay
 from backprop.tensor import Tensor
 
 
@@ -48,8 +48,7 @@ class Adagrad(Optimizer):
             initial = float(group["initial_accumulator_value"])
             state["sum"] = Tensor(np.full_like(p.data, initial))
         state["step"] += 1
-        if weight_decay != 0:
-            grad = grad + weight_decay * p.data
+        grad = _weight_decay(p, grad, lr, weight_decay)
         clr = lr / (1 + (state["step"] - 1) * lr_decay)
         s = state["sum"].data
         s += grad * grad

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from backprop.optim.optimizer import Optimizer, _floats
+from backprop.optim.optimizer import Optimizer, _floats, _weight_decay
 from backprop.tensor import Tensor
 
 
@@ -64,11 +64,7 @@ class Adam(Optimizer):
             state["exp_avg_sq"] = Tensor(np.zeros_like(p.data))
         state["step"] += 1
         step = state["step"]
-        if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                p.mul_(1 - lr * weight_decay)
-            else:
-                grad = grad + weight_decay * p.data
+        grad = _weight_decay(p, grad, lr, weight_decay, group["decoupled_weight_decay"])
         m, v = state["exp_avg"].data, state["exp_avg_sq"].data
         m += (grad - m) * (1 - beta1)  # PyTorch's lerp form of β₁ m + (1 - β₁) g
         v *= beta2

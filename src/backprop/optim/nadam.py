@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from backprop.optim.optimizer import Optimizer, _floats
+from backprop.optim.optimizer import Optimizer, _floats, _weight_decay
 from backprop.tensor import Tensor
 
 
@@ -59,11 +59,7 @@ class NAdam(Optimizer):
             state["exp_avg_sq"] = Tensor(np.zeros_like(p.data))
         state["step"] += 1
         step = state["step"]
-        if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                p.mul_(1 - lr * weight_decay)
-            else:
-                grad = grad + weight_decay * p.data
+        grad = _weight_decay(p, grad, lr, weight_decay, group["decoupled_weight_decay"])
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * psi))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi))
         mu_product = state["mu_product"] = state["mu_product"] * mu

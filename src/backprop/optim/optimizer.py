@@ -32,6 +32,22 @@ def _floats(group: dict, *names: str) -> tuple[float, ...]:
     return tuple(float(group[name]) for name in names)
 
 
+def _weight_decay(p: Tensor, grad: np.ndarray, lr: float, weight_decay: float,
+                  decoupled: bool = False) -> np.ndarray:
+    """Apply weight decay for one parameter; returns the gradient to use.
+
+    Coupled (L2, PyTorch's default): the gradient becomes grad + weight_decay·p. Decoupled (AdamW,
+    Loshchilov & Hutter): p shrinks in place by 1 - lr·weight_decay and the gradient is unchanged.
+    A weight decay of 0 does nothing.
+    """
+    if weight_decay == 0:
+        return grad
+    if decoupled:
+        p.mul_(1 - lr * weight_decay)
+        return grad
+    return grad + weight_decay * p.data
+
+
 def _copy_state_value(value, like: Tensor | None = None):
     """A state value with its own memory: Tensors are copied (cast to ``like``'s floating dtype,
     as PyTorch casts loaded state to the parameter's dtype); numbers are returned as they are."""

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from backprop.optim.optimizer import Optimizer, _floats
+from backprop.optim.optimizer import Optimizer, _floats, _weight_decay
 from backprop.tensor import Tensor
 
 
@@ -54,8 +54,7 @@ class RMSprop(Optimizer):
             if group["centered"]:
                 state["grad_avg"] = Tensor(np.zeros_like(p.data))
         state["step"] += 1
-        if weight_decay != 0:
-            grad = grad + weight_decay * p.data
+        grad = _weight_decay(p, grad, lr, weight_decay)
         v = state["square_avg"].data
         v *= alpha
         v += (1 - alpha) * grad * grad

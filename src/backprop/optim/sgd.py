@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from backprop.optim.optimizer import Optimizer, _floats
+from backprop.optim.optimizer import Optimizer, _floats, _weight_decay
 from backprop.tensor import Tensor
 
 
@@ -58,8 +58,7 @@ class SGD(Optimizer):
     def _update(self, p: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
         lr, momentum, dampening, weight_decay = _floats(
             group, "lr", "momentum", "dampening", "weight_decay")
-        if weight_decay != 0:
-            grad = grad + weight_decay * p.data
+        grad = _weight_decay(p, grad, lr, weight_decay)
         if momentum != 0:
             if "momentum_buffer" not in state:
                 state["momentum_buffer"] = Tensor(grad.copy())

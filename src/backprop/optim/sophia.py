@@ -10,7 +10,7 @@ import numpy as np
 from backprop.autograd.engine import grad as autograd_grad
 from backprop.autograd.grad_mode import enable_grad, no_grad
 from backprop.nn.functional import cross_entropy
-from backprop.optim.optimizer import Optimizer, _floats
+from backprop.optim.optimizer import Optimizer, _floats, _weight_decay
 from backprop.random import default_generator
 from backprop.tensor import Tensor
 
@@ -224,7 +224,6 @@ class Sophia(Optimizer):
         if h_hat is not None:
             h *= beta2
             h += (1 - beta2) * h_hat
-        if weight_decay != 0:
-            p.mul_(1 - lr * weight_decay)
+        _weight_decay(p, grad, lr, weight_decay, decoupled=True)
         ratio = np.clip(m / np.maximum(rho * h, eps), -1.0, 1.0)
         p.add_(ratio, alpha=-lr)
