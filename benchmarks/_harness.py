@@ -1,4 +1,5 @@
-"""Shared timing harness for the layer benchmarks (bench_cnn.py, bench_lstm.py).
+"""Shared timing harness for the layer benchmarks (bench_cnn.py, bench_lstm.py), and the CPU name
+that every benchmark prints.
 
 Import it before NumPy: ``set_blas_threads()`` must run before OpenBLAS loads, because OpenBLAS
 reads its thread count once, at load time.
@@ -7,6 +8,7 @@ reads its thread count once, at load time.
 from __future__ import annotations
 
 import os
+import platform
 import statistics
 import sys
 import time
@@ -79,3 +81,15 @@ def parse_args(doc: str, steps: int, argv=None):
     args = ap.parse_args(argv)
     rounds, n = (3, 3) if args.quick else (args.rounds, args.steps)
     return args, rounds, n
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), for the benchmark's header."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

@@ -39,22 +39,12 @@ import time
 from collections.abc import Callable, Iterable
 
 import numpy as np
+from _harness import cpu_model
 
 from backprop.data import DataLoader, TensorDataset
 
 N, D, BATCH = 60_000, 784, 128
 PAUSE_S = 0.2
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 # Each factory takes (X, Y) and returns a function that makes one epoch's iterable of
@@ -164,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
         except ImportError:
             torch_version = "not importable (its rows are skipped)"
 
-    print(f"CPU: {_cpu_name()}, nproc {os.cpu_count()}")
+    print(f"CPU: {cpu_model()}, nproc {os.cpu_count()}")
     print(f"Python {platform.python_version()}, NumPy {np.__version__}, torch {torch_version}")
     print(f"data: {N:,} x {D} float32 + int64 labels, batch {BATCH}, shuffled; "
           f"{rounds} interleaved rounds, median epoch time\n")

@@ -54,6 +54,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from _harness import cpu_model
 
 import backprop as bp
 
@@ -571,17 +572,6 @@ def code_version() -> str:
 
     return (f"backprop at commit {head} + uncommitted changes in src/ "
             f"(diff sha1 {hashlib.sha1(diff).hexdigest()[:10]})")
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv=None) -> None:
