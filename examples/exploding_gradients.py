@@ -45,17 +45,18 @@ from backprop.nn.utils import clip_grad_norm_
 from backprop.optim import SGD
 
 
-def _adding_problem():
-    """``adding_problem`` from examples/lstm_adding.py, loaded from its file (examples/ is not a
-    package, and this script may be run from anywhere or loaded by the tests)."""
+def _lstm_adding():
+    """examples/lstm_adding.py as a module, loaded from its file (examples/ is not a package, and
+    this script may be run from anywhere or loaded by the tests): its data and its data flags."""
     path = Path(__file__).resolve().with_name("lstm_adding.py")
     spec = importlib.util.spec_from_file_location("lstm_adding_example", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.adding_problem
+    return module
 
 
-adding_problem = _adding_problem()
+_adding = _lstm_adding()
+adding_problem, positive = _adding.adding_problem, _adding.positive
 
 
 class AddingRNN(nn.Module):
@@ -134,13 +135,6 @@ def train(model: nn.Module, loader: DataLoader, test_loader: DataLoader, *, step
     return {"losses": losses, "norms": norms, "reports": reports}
 
 
-def positive(value: str) -> int:
-    n = int(value)
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {n}")
-    return n
-
-
 def positive_float(value: str) -> float:
     x = float(value)
     if not x > 0:
@@ -150,7 +144,7 @@ def positive_float(value: str) -> float:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--seq-len", type=positive, default=20, help="sequence length T")
+    _adding.add_data_arguments(p, seq_len=20, train_size=50_000)
     p.add_argument("--steps", type=positive, default=4000, help="SGD steps of each run")
     p.add_argument("--eval-every", type=positive, default=500,
                    help="report train loss, largest grad norm and test MSE every N steps")
@@ -161,18 +155,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr", type=positive_float, default=0.1, help="SGD learning rate (both runs)")
     p.add_argument("--clip", type=positive_float, default=0.5,
                    help="max gradient norm of the clipped run")
-    p.add_argument("--train-size", type=positive, default=50_000, help="training sequences")
-    p.add_argument("--test-size", type=positive, default=2_000, help="test sequences")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=positive, default=None,
-                   help="use only N training and N test sequences (smoke tests)")
     args = p.parse_args(argv)
-    if args.seq_len < 2:
-        p.error(f"argument --seq-len: needs at least 2 steps for the two markers, "
-                f"got {args.seq_len}")
-    if args.limit is not None:
-        args.train_size = min(args.train_size, args.limit)
-        args.test_size = min(args.test_size, args.limit)
+    _adding.check_data_arguments(p, args)
     return args
 
 

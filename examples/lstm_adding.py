@@ -74,9 +74,29 @@ def positive(value: str) -> int:
     return n
 
 
+def add_data_arguments(p: argparse.ArgumentParser, seq_len: int, train_size: int) -> None:
+    """The adding problem's data flags (also used by exploding_gradients.py)."""
+    p.add_argument("--seq-len", type=positive, default=seq_len, help="sequence length T")
+    p.add_argument("--train-size", type=positive, default=train_size, help="training sequences")
+    p.add_argument("--test-size", type=positive, default=2_000, help="test sequences")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=positive, default=None,
+                   help="use only N training and N test sequences (smoke tests)")
+
+
+def check_data_arguments(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse a sequence too short for two markers; apply ``--limit``."""
+    if args.seq_len < 2:
+        p.error(f"argument --seq-len: needs at least 2 steps for the two markers, "
+                f"got {args.seq_len}")
+    if args.limit is not None:
+        args.train_size = min(args.train_size, args.limit)
+        args.test_size = min(args.test_size, args.limit)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--seq-len", type=positive, default=50, help="sequence length T")
+    add_data_arguments(p, seq_len=50, train_size=100_000)
     p.add_argument("--steps", type=positive, default=3000, help="optimizer steps")
     p.add_argument("--eval-every", type=positive, default=250,
                    help="report train loss and test MSE every N steps")
@@ -84,18 +104,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--hidden-size", type=positive, default=64)
     p.add_argument("--lr", type=float, default=1e-2, help="Adam's initial learning rate")
     p.add_argument("--clip", type=float, default=1.0, help="max gradient norm")
-    p.add_argument("--train-size", type=positive, default=100_000, help="training sequences")
-    p.add_argument("--test-size", type=positive, default=2_000, help="test sequences")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=positive, default=None,
-                   help="use only N training and N test sequences (smoke tests)")
     args = p.parse_args(argv)
-    if args.seq_len < 2:
-        p.error(f"argument --seq-len: needs at least 2 steps for the two markers, "
-                f"got {args.seq_len}")
-    if args.limit is not None:
-        args.train_size = min(args.train_size, args.limit)
-        args.test_size = min(args.test_size, args.limit)
+    check_data_arguments(p, args)
     return args
 
 
