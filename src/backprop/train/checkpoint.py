@@ -200,13 +200,24 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         CheckpointError: the file is missing or its header is truncated or not valid JSON.
     """
     path = Path(path)
-    data = _read(path)
-    return _header(path, data).get("__metadata__") or {}
+    return _header(path, _read(path, header_only=True)).get("__metadata__") or {}
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path, header_only: bool = False) -> bytes:
+    """The file's bytes; with ``header_only``, just the length prefix and the JSON header (the
+    whole file when the prefix claims more bytes than there are, so ``_header`` reports the
+    truncation)."""
     try:
-        return path.read_bytes()
+        if not header_only:
+            return path.read_bytes()
+        with open(path, "rb") as f:
+            prefix = f.read(8)
+            if len(prefix) < 8:
+                return prefix
+            (n,) = struct.unpack("<Q", prefix)
+            if 8 + n > os.fstat(f.fileno()).st_size:
+                return prefix + f.read()
+            return prefix + f.read(n)
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {path}") from None
     except OSError as exc:
