@@ -157,21 +157,28 @@ def _build(settings: dict, facts: dict):
                        dataset=settings["dataset"])
 
 
-def _load_run(run_dir: str) -> tuple[dict, dict, object]:
-    """(settings, data facts, model with the checkpoint's weights) of a run directory."""
+def _run_state(ckpt: Path) -> dict:
+    """The checkpoint of a ``backprop train`` run, checked whole and holding the run's settings
+    and data facts (``state["config"]``)."""
     from backprop.train import CheckpointError, load_checkpoint
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise RunError(f"no run directory {path}")
     try:
-        state = load_checkpoint(path / CHECKPOINT)
+        state = load_checkpoint(ckpt)
     except CheckpointError as exc:
         raise RunError(str(exc)) from None
     config = state.get("config") or {}
     if "settings" not in config or "data" not in config:
-        raise RunError(f"{path / CHECKPOINT} was not written by `backprop train` (it has no "
-                       "run settings); load it with backprop.train.load_checkpoint instead")
-    settings, facts = config["settings"], config["data"]
+        raise RunError(f"{ckpt} was not written by `backprop train` (it has no run settings); "
+                       "load it with backprop.train.load_checkpoint instead")
+    return state
+
+
+def _load_run(run_dir: str) -> tuple[dict, dict, object]:
+    """(settings, data facts, model with the checkpoint's weights) of a run directory."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise RunError(f"no run directory {path}")
+    state = _run_state(path / CHECKPOINT)
+    settings, facts = state["config"]["settings"], state["config"]["data"]
     model = _build(settings, facts)
     model.load_state_dict(state["model"])
     model.eval()
@@ -193,19 +200,14 @@ def _given_flags(args: argparse.Namespace) -> dict:
 
 
 def _resume_settings(out: Path, flags: dict, file_values: dict) -> tuple[dict, dict]:
-    """The saved (settings, data facts) of the run in ``out``, with --epochs applied."""
-    from backprop.train import CheckpointError, load_checkpoint
+    """(settings, checkpoint state) of the run in ``out``: its saved settings with --epochs and
+    --checkpoint-every applied; any other flag that differs from them is refused."""
     ckpt = out / CHECKPOINT
     if not ckpt.exists():
         raise RunError(f"--resume: no checkpoint in {out} (expected {ckpt}); train without "
                        "--resume to start a new run")
-    try:
-        state = load_checkpoint(ckpt)
-    except CheckpointError as exc:
-        raise RunError(str(exc)) from None
-    config = state.get("config") or {}
-    if "settings" not in config:
-        raise RunError(f"--resume: {ckpt} was not written by `backprop train`")
+    state = _run_state(ckpt)
+    config = state["config"]
     saved = dict(config["settings"])
     given = {**file_values, **flags}
     changed = sorted(k for k, v in given.items()
@@ -311,10 +313,11 @@ def cmd_train(args: argparse.Namespace, out=None) -> int:
                        ) from None
     seconds = time.perf_counter() - t0
     if stopper is not None and stopper.stopped_epoch:
+        # the epoch-end checkpoint holds the last epoch's weights; keep the restored best ones
+        trainer.save_checkpoint(run_dir / CHECKPOINT)
         print(f"stopped early: {stopper.monitor} did not improve for {stopper.patience} epochs "
               f"after epoch {stopper.best_epoch} ({stopper.best:.4f}); its weights were "
               "restored", file=out)
-    trainer.save_checkpoint(run_dir / CHECKPOINT)  # the best weights, if early stopping restored
     test = trainer.evaluate(splits.test)
     metrics = {"test_loss": test["loss"], "test_accuracy": test.get("accuracy"),
                "test_samples": len(splits.test), "epochs": trainer.epoch, "steps": trainer.step,
