@@ -21,6 +21,43 @@ from backprop.ops._util import const
 from backprop.tensor import Tensor
 
 
+def _activate_gates(a: np.ndarray, n: int) -> None:
+    """In place: LSTM gate pre-activations [i f g o] (N, 4H) -> [σ σ tanh σ] of them, in one
+    tanh pass over all gates: σ(x) = (1 + tanh(x/2)) / 2 (exact, never overflows)."""
+    sig = (a[:, : 2 * n], a[:, 3 * n :])
+    for part in sig:
+        part *= 0.5
+    np.tanh(a, out=a)
+    for part in sig:
+        part *= 0.5
+        part += 0.5
+
+
+def _gate_grads(a: np.ndarray, c: np.ndarray, t: np.ndarray, dc: np.ndarray, dh: np.ndarray,
+                out: np.ndarray) -> np.ndarray:
+    """∂L/∂pre of one LSTM step, written into ``out`` (N, 4H, C-contiguous) and returned.
+
+    a: the activated gates [i f g o] (N, 4H); c: the cell state entering the step; t: tanh of
+    the new cell state; dc: ∂L/∂c' (incl. the path through h'); dh: ∂L/∂h' (all (N, H)).
+    σ' = σ(1 - σ) for i, f, o and tanh' = 1 - g² for g: out = a - a² first, then g's block is
+    fixed, then each block is multiplied by its chain factor.
+    """
+    n = c.shape[1]
+    i, g = a[:, :n], a[:, 2 * n : 3 * n]
+    np.multiply(a, a, out=out)
+    np.subtract(a, out, out=out)
+    dg = out[:, 2 * n : 3 * n]
+    np.multiply(g, g, out=dg)
+    np.subtract(1, dg, out=dg)
+    out[:, :n] *= g
+    out[:, n : 2 * n] *= c
+    dg *= i
+    out.reshape(-1, 4, n)[:, :3] *= dc[:, None]
+    out[:, 3 * n :] *= t
+    out[:, 3 * n :] *= dh
+    return out
+
+
 class LSTMCellStep(Function):
     """One LSTM step from the precomputed input projection ``xg = x W_ihᵀ + b_ih + b_hh``:
     [i f g o] = [σ σ tanh σ](xg + h W_hhᵀ);  c' = f·c + i·g;  h' = o·tanh(c').
@@ -38,14 +75,7 @@ class LSTMCellStep(Function):
         n = h.shape[1]
         act = h @ w_hh.T
         act += xg
-        # one tanh pass over all gates: σ(x) = (1 + tanh(x/2)) / 2 (exact, never overflows)
-        sig = (act[:, : 2 * n], act[:, 3 * n :])
-        for part in sig:
-            part *= 0.5
-        np.tanh(act, out=act)
-        for part in sig:
-            part *= 0.5
-            part += 0.5
+        _activate_gates(act, n)
         i, f, g, o = act[:, :n], act[:, n : 2 * n], act[:, 2 * n : 3 * n], act[:, 3 * n :]
         c_new = f * c
         c_new += i * g
@@ -63,23 +93,13 @@ class LSTMCellStep(Function):
                                                 ctx.needs_input_grad)
         n = h.shape[1]
         a, t, gh, gc = act.data, tc.data, grad_h.data, grad_c.data
-        i, f, g, o = a[:, :n], a[:, n : 2 * n], a[:, 2 * n : 3 * n], a[:, 3 * n :]
+        f, o = a[:, n : 2 * n], a[:, 3 * n :]
         dc = t * t
         np.subtract(1, dc, out=dc)
         dc *= o
         dc *= gh
         dc += gc
-        # σ' = σ(1 - σ) for i, f, o and tanh' = 1 - g² for g, in one pass: d_pre = a - a² there
-        d_pre = a * a
-        np.subtract(a, d_pre, out=d_pre)
-        dg = d_pre[:, 2 * n : 3 * n]
-        np.subtract(1, g * g, out=dg)
-        d_pre[:, :n] *= g
-        d_pre[:, n : 2 * n] *= c.data
-        dg *= i
-        d_pre.reshape(-1, 4, n)[:, :3] *= dc[:, None]  # a view: d_pre is contiguous
-        d_pre[:, 3 * n :] *= t
-        d_pre[:, 3 * n :] *= gh
+        d_pre = _gate_grads(a, c.data, t, dc, gh, np.empty_like(a))
         return (const(d_pre) if need_xg else None,
                 const(d_pre @ w_hh.data) if need_h else None,
                 const(dc * f) if need_c else None,
@@ -144,14 +164,7 @@ class LSTMLayer(Function):
             a = acts[k]
             np.matmul(h, w_t, out=a)
             a += xs[k]
-            # one tanh pass over all gates: σ(x) = (1 + tanh(x/2)) / 2 (as LSTMCellStep)
-            sig = (a[:, : 2 * n], a[:, 3 * n :])
-            for part in sig:
-                part *= 0.5
-            np.tanh(a, out=a)
-            for part in sig:
-                part *= 0.5
-                part += 0.5
+            _activate_gates(a, n)
             c = cs[k + 1]
             np.multiply(a[:, n : 2 * n], cs[k], out=c)
             np.multiply(a[:, :n], a[:, 2 * n : 3 * n], out=tmp)
@@ -195,18 +208,7 @@ class LSTMLayer(Function):
             tmp *= a[:, 3 * n :]
             tmp *= dh
             dc += tmp
-            # σ' = σ(1 - σ) for i, f, o and tanh' = 1 - g² for g: d = a - a² there, then fix g
-            np.multiply(a, a, out=d)
-            np.subtract(a, d, out=d)
-            dg = d[:, 2 * n : 3 * n]
-            np.multiply(a[:, 2 * n : 3 * n], a[:, 2 * n : 3 * n], out=dg)
-            np.subtract(1, dg, out=dg)
-            d[:, :n] *= a[:, 2 * n : 3 * n]
-            d[:, n : 2 * n] *= c_all[k]
-            dg *= a[:, :n]
-            d.reshape(batch, 4, n)[:, :3] *= dc[:, None]
-            d[:, 3 * n :] *= t
-            d[:, 3 * n :] *= dh
+            _gate_grads(a, c_all[k], t, dc, dh, d)  # d: this step's row of dxg
             dc *= a[:, n : 2 * n]
             np.matmul(d, w, out=dh)  # δhₜ₋₁ (at k = 0: ∂L/∂h₀)
         g_w = None
