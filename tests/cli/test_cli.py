@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -188,6 +187,31 @@ def test_mnist_mlp_one_epoch(tmp_path, capsys):
 
 
 # --- resume ---
+def kill_when_paused(argv: list, step: int) -> str:
+    """Run ``backprop train *argv`` until it announces the pause after ``step`` (the
+    BACKPROP_PAUSE_AFTER_STEP hook), then SIGKILL it: a kill at a known point, not a guess."""
+    env = {**os.environ, "BACKPROP_PAUSE_AFTER_STEP": str(step)}
+    proc = subprocess.Popen([sys.executable, "-m", "backprop", "train", *map(str, argv)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = []
+        for line in proc.stderr:  # blocks until the run pauses or ends
+            lines.append(line)
+            if f"paused after step {step} " in line:
+                break
+        else:
+            pytest.fail(f"the run ended (status {proc.wait()}) before step {step}: "
+                        + "".join(lines))
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    return "".join(lines)
+
+
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     """A real process killed with SIGKILL mid-run, resumed from its last checkpoint, ends with
     exactly the weights and history of a run that was never interrupted."""
@@ -197,28 +221,13 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     done = cli("train", *args, "--out", ref)
     assert done.returncode == 0, done.stderr
     killed = tmp_path / "killed"
-    kills = 0
-    for delay in (0.0, 0.4):  # kill twice: at the first checkpoint, then later in the resume
-        resume = ["--resume"] if kills else []
-        proc = subprocess.Popen([sys.executable, "-m", "backprop", "train", *args, *resume,
-                                 "--out", str(killed)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
-        ckpt = killed / CHECKPOINT
-        before = ckpt.stat().st_mtime_ns if ckpt.exists() else None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            if ckpt.exists() and ckpt.stat().st_mtime_ns != before:
-                break
-            time.sleep(0.005)
-        time.sleep(delay)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait(timeout=60)
-        assert proc.returncode in (0, -signal.SIGKILL), proc.stderr.read()
-        proc.stderr.close()
-    assert kills >= 1, "the run finished before it could be killed"
-    assert not (killed / "metrics.json").exists() or kills < 2
+    # first right after the checkpoint of step 37; then, resumed from it, at step 100: 26
+    # steps after the checkpoint of step 74, which the next resume must redo
+    kill_when_paused([*args, "--out", killed], 37)
+    assert load_checkpoint(killed / CHECKPOINT)["trainer"]["step"] == 37
+    kill_when_paused([*args, "--resume", "--out", killed], 100)
+    assert load_checkpoint(killed / CHECKPOINT)["trainer"]["step"] == 74
+    assert not (killed / "metrics.json").exists()
     done = cli("train", "--resume", "--out", killed)
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stdout

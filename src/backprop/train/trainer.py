@@ -23,6 +23,7 @@ from backprop.autograd.grad_mode import no_grad
 from backprop.data.dataloader import DataLoader
 from backprop.data.dataset import Dataset, random_split
 from backprop.tensor import Tensor
+from backprop.train import _faults
 from backprop.train.callbacks import Callback, ProgressBar
 from backprop.train.checkpoint import load_checkpoint, save_checkpoint
 from backprop.train.history import History
@@ -219,6 +220,7 @@ class Trainer:
                           if type(cb).on_after_backward is not Callback.on_after_backward]
         batch_end = [cb for cb in self.callbacks
                      if type(cb).on_batch_end is not Callback.on_batch_end]
+        pause_at = _faults.pause_steps()
         for i, batch in enumerate(loader):
             if i < skip:
                 continue
@@ -249,6 +251,8 @@ class Trainer:
                 logs = {"loss": value, "batch": i + 1, "size": n, "step": self.step}
                 for cb in batch_end:
                     cb.on_batch_end(self, logs)
+            if self.step in pause_at:
+                _faults.pause(self.step)
             if self.stop_training:
                 break
         sums["elapsed"] += time.perf_counter() - t0
