@@ -12,8 +12,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from backprop.errors import ShapeError
-
 float16 = np.float16
 float32 = np.float32
 float64 = np.float64
@@ -77,22 +75,32 @@ def _check_can_require_grad(arr: np.ndarray) -> None:
 _new = object.__new__
 
 
+class _Version:
+    """A version counter, shared by a tensor, its views and its ``detach()``ed copies: the one
+    memory has one history of in-place changes. ``op`` names the latest change, for errors."""
+
+    __slots__ = ("n", "op")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.op = None
+
+
 def _wrap(data: np.ndarray, requires_grad: bool, grad_fn, output_nr: int) -> Tensor:
     """Make a Tensor around an existing array without copying or checks (the engine's fast path)."""
     t = _new(Tensor)
     t.data = data
     t._requires_grad = requires_grad
-    t.grad_fn = grad_fn
+    t._grad_fn = grad_fn
     t._output_nr = output_nr
     t.grad = None
-    t._version = 0
-    t._hooks = None
+    t._vc = None
+    t._base = None
     return t
 
 
 class _RemovableHandle:
-    """Returned by ``Tensor.register_hook`` and ``Module.register_forward_hook``;
-    ``remove()`` takes the hook off again."""
+    """Returned by ``register_hook`` and its relatives; ``remove()`` takes the hook off again."""
 
     def __init__(self, hooks: list, hook: Callable) -> None:
         self._hooks = hooks
@@ -120,8 +128,11 @@ class Tensor:
     Prefer ``backprop.tensor(...)`` (which copies its input) to build tensors.
     """
 
-    __slots__ = ("data", "grad", "_requires_grad", "grad_fn", "_output_nr", "_version",
-                 "_hooks", "__weakref__")
+    # _vc: the version counter (None until first needed); _base: for a view, the tensor whose
+    # memory it shares; _view: (recipe from the base, base version the history was made at);
+    # _accum: a leaf's AccumulateGrad node. _view and _accum are set only when needed.
+    __slots__ = ("data", "grad", "_requires_grad", "_grad_fn", "_output_nr", "_vc", "_base",
+                 "_view", "_accum", "__weakref__")
     # NumPy must defer to our reflected operators (ndarray * Tensor -> Tensor.__rmul__).
     __array_ufunc__ = None
     __array_priority__ = 1000
@@ -134,17 +145,60 @@ class Tensor:
             _check_can_require_grad(arr)
         self.data = arr
         self._requires_grad = bool(requires_grad)
-        self.grad_fn = None
+        self._grad_fn = None
         self._output_nr = 0
         self.grad = None
-        self._version = 0
-        self._hooks = None
+        self._vc = None
+        self._base = None
 
     # --- properties ---
     @property
     def requires_grad(self) -> bool:
         """True if gradients flow to (leaf) or through (non-leaf) this tensor."""
+        if self._base is not None:
+            self._refresh_view()
         return self._requires_grad
+
+    @property
+    def grad_fn(self):
+        """The graph node that produced this tensor (None for leaves)."""
+        if self._base is not None:
+            self._refresh_view()
+        return self._grad_fn
+
+    @property
+    def _version(self) -> int:
+        """How many in-place changes the tensor's memory has seen (shared with its views)."""
+        vc = self._vc
+        return 0 if vc is None else vc.n
+
+    def _bump(self, op: str) -> None:
+        """Count an in-place change made by ``op``."""
+        vc = self._vc
+        if vc is None:
+            vc = self._vc = _Version()
+        vc.n += 1
+        vc.op = op
+
+    def _is_view(self) -> bool:
+        """True if this tensor is a view of another tensor's memory (PyTorch's ``_is_view``)."""
+        return self._base is not None
+
+    def _refresh_view(self) -> None:
+        """Bring a view's history up to date after an in-place change of its memory.
+
+        A view records how to recreate it from its base. When the shared version counter moved
+        since the view's history was made, the base may have a new history (an in-place op
+        through another view, or on the base), so the view's ``grad_fn`` is rebuilt from the
+        base's current one, as PyTorch regenerates a view's ``grad_fn``.
+        """
+        root = self._base
+        chain, version = self._view
+        now = root._vc.n
+        if now == version:
+            return
+        _inplace.refresh_view(self, root, chain)
+        self._view = (chain, now)
 
     @requires_grad.setter
     def requires_grad(self, value: bool) -> None:
@@ -285,28 +339,46 @@ class Tensor:
     def register_hook(self, hook: Callable) -> _RemovableHandle:
         """Call ``hook(grad)`` when this tensor's gradient is computed; a non-None return
         replaces the gradient. Returns a handle whose ``remove()`` unregisters it."""
-        if not self._requires_grad:
+        if not self.requires_grad:
             raise RuntimeError("register_hook(): cannot register a hook on a tensor that does "
                                "not require grad")
-        if self.grad_fn is None:
-            if self._hooks is None:
-                self._hooks = []
-            hooks = self._hooks
+        node = self._grad_fn
+        if node is None:
+            acc = _function.accumulator(self)
+            if acc._tensor_hooks is None:
+                acc._tensor_hooks = []
+            hooks = acc._tensor_hooks
         else:
-            node = self.grad_fn
             if node._hooks is None:
                 node._hooks = {}
             hooks = node._hooks.setdefault(self._output_nr, [])
         hooks.append(hook)
         return _RemovableHandle(hooks, hook)
 
+    def register_post_accumulate_grad_hook(self, hook: Callable) -> _RemovableHandle:
+        """Call ``hook(tensor)`` right after a backward pass added to this leaf's ``.grad``.
+
+        The leaf's gradient is final for this backward at that moment (while the rest of the
+        backward may still be running): data-parallel training starts its all-reduce there.
+        """
+        if not self._requires_grad or self.grad_fn is not None:
+            raise RuntimeError(
+                "register_post_accumulate_grad_hook(): only leaf tensors that require grad have "
+                "a gradient accumulated into .grad; use register_hook on a non-leaf tensor"
+            )
+        acc = _function.accumulator(self)
+        if acc._post_acc_hooks is None:
+            acc._post_acc_hooks = []
+        acc._post_acc_hooks.append(hook)
+        return _RemovableHandle(acc._post_acc_hooks, hook)
+
     def retain_grad(self) -> None:
         """Keep ``.grad`` for this non-leaf tensor after ``backward()`` (leaves always keep it)."""
-        if not self._requires_grad:
+        if not self.requires_grad:
             raise RuntimeError("retain_grad(): cannot retain the grad of a tensor that does not "
                                "require grad")
-        if self.grad_fn is not None:
-            node = self.grad_fn
+        node = self.grad_fn
+        if node is not None:
             if node._retain is None:
                 node._retain = {}
             node._retain[self._output_nr] = weakref.ref(self)
@@ -332,12 +404,24 @@ class Tensor:
         return self
 
     def detach(self) -> Tensor:
-        """A new leaf tensor sharing this one's array, cut off from the graph."""
-        return _wrap(self.data, False, None, 0)
+        """A new leaf tensor sharing this one's array (and version counter), cut off from the
+        graph: an in-place change to either is seen by every node that saved the other."""
+        t = _wrap(self.data, False, None, 0)
+        vc = self._vc
+        if vc is None:
+            vc = self._vc = _Version()
+        t._vc = vc
+        return t
 
     def detach_(self) -> Tensor:
-        """Cut this tensor off from the graph in place; returns self."""
-        self.grad_fn = None
+        """Cut this tensor off from the graph in place; returns self. Earlier consumers keep
+        their edges to its old history."""
+        if self._base is not None:
+            raise RuntimeError(
+                "detach_(): cannot detach a view in place (it shares its base's history); use "
+                "t = t.detach() instead"
+            )
+        self._grad_fn = None
         self._requires_grad = False
         return self
 
@@ -417,148 +501,71 @@ class Tensor:
 
     # comparisons: no gradient, bool results (PyTorch semantics: elementwise ==)
     def __eq__(self, other):
-        return _wrap(np.asarray(self.data == _raw(other)), False, None, 0)
+        return eq(self, other)
 
     def __ne__(self, other):
-        return _wrap(np.asarray(self.data != _raw(other)), False, None, 0)
+        return ne(self, other)
 
     def __lt__(self, other):
-        return _wrap(np.asarray(self.data < _raw(other)), False, None, 0)
+        return lt(self, other)
 
     def __le__(self, other):
-        return _wrap(np.asarray(self.data <= _raw(other)), False, None, 0)
+        return le(self, other)
 
     def __gt__(self, other):
-        return _wrap(np.asarray(self.data > _raw(other)), False, None, 0)
+        return gt(self, other)
 
     def __ge__(self, other):
-        return _wrap(np.asarray(self.data >= _raw(other)), False, None, 0)
+        return ge(self, other)
 
     def __invert__(self):
-        return _wrap(np.invert(self.data), False, None, 0)
+        return logical_not(self) if self.data.dtype == np.bool_ else bitwise_not(self)
 
     def __and__(self, other):
-        return _wrap(np.asarray(self.data & _raw(other)), False, None, 0)
+        return bitwise_and(self, other)
 
     def __or__(self, other):
-        return _wrap(np.asarray(self.data | _raw(other)), False, None, 0)
+        return bitwise_or(self, other)
 
     def __getitem__(self, index):
         return getitem(self, index)
 
     def __setitem__(self, index, value) -> None:
-        index = _raw_index(index)
-        if self._tracked_inplace(value):
-            self._rebind(index_put(self._snapshot("__setitem__"), index, value))
-        else:
-            self.data[index] = _raw(value)
-        self._version += 1
+        _inplace.setitem_(self, index, value)
 
-    # --- in-place ops: each bumps the version counter ---
-    def _tracked_inplace(self, *others) -> bool:
-        """True when an in-place op must be recorded in the graph (grad mode on, grad needed)."""
-        if not _state.grad_enabled:
-            return False
-        return self._requires_grad or any(
-            isinstance(o, Tensor) and o._requires_grad for o in others
-        )
-
-    def _snapshot(self, op: str) -> Tensor:
-        """The tensor's current value and history, as a separate node input for a tracked op."""
-        if self.grad_fn is None and self._requires_grad:
-            raise RuntimeError(
-                f"{op}: a leaf tensor that requires grad cannot be changed in place while the "
-                "graph is being recorded; do it inside `with backprop.no_grad():` (as optimizers "
-                "do), or use the out-of-place op"
-            )
-        old = _wrap(self.data, self._requires_grad, self.grad_fn, self._output_nr)
-        old._version = self._version
-        return old
-
-    def _rebind(self, result: Tensor) -> None:
-        """Take over a tracked in-place op's result: new values (own array) and new history."""
-        if result.shape != self.shape:
-            raise ShapeError(
-                f"in-place op: the result has shape {result.shape} but the tensor has shape "
-                f"{self.shape}; an in-place op cannot change a tensor's shape"
-            )
-        if result.dtype != self.dtype:
-            result = to_dtype(result, self.dtype)
-        self.data = result.data
-        self.grad_fn = result.grad_fn
-        self._output_nr = result._output_nr
-        self._requires_grad = result._requires_grad
-        node = result.grad_fn
-        if node is not None and node._saved:
-            # the node saved its output: point it at this tensor, so later in-place changes to
-            # this tensor are detected when the node's backward runs
-            node._saved = tuple(
-                (e[0], e[1], weakref.ref(self), e[3], self._version + 1)
-                if e[0] == 1 and e[2]() is result else e
-                for e in node._saved
-            )
-
-    def _inplace_binary(self, name: str, op, ufunc, other) -> Tensor:
-        if self._tracked_inplace(other):
-            self._rebind(op(self._snapshot(name), other))
-        else:
-            ufunc(self.data, _raw(other), out=self.data)
-        self._version += 1
-        return self
-
+    # --- in-place ops: the values change in this tensor's memory (so every view and detached
+    # copy sees them), the version counter moves, and under grad mode the history follows ---
     def add_(self, other, alpha=1) -> Tensor:
         """In place: self += alpha * other."""
-        if alpha != 1:
-            # untracked (an optimizer step): scale the array directly, not through an op
-            other = other * alpha if self._tracked_inplace(other) else _raw(other) * alpha
-        return self._inplace_binary("add_", add, np.add, other)
+        return _inplace.add_(self, other, alpha)
 
     def sub_(self, other, alpha=1) -> Tensor:
         """In place: self -= alpha * other."""
-        if alpha != 1:
-            other = other * alpha if self._tracked_inplace(other) else _raw(other) * alpha
-        return self._inplace_binary("sub_", sub, np.subtract, other)
+        return _inplace.sub_(self, other, alpha)
 
     def mul_(self, other) -> Tensor:
         """In place: self *= other."""
-        return self._inplace_binary("mul_", mul, np.multiply, other)
+        return _inplace.mul_(self, other)
 
     def div_(self, other) -> Tensor:
         """In place: self /= other."""
-        return self._inplace_binary("div_", div, np.divide, other)
+        return _inplace.div_(self, other)
 
     def clamp_(self, min=None, max=None) -> Tensor:
         """In place: clamp the values to [min, max]."""
-        if self._tracked_inplace(min, max):
-            self._rebind(clamp(self._snapshot("clamp_"), min, max))
-        else:
-            np.clip(self.data, _raw(min), _raw(max), out=self.data)
-        self._version += 1
-        return self
+        return _inplace.clamp_(self, min, max)
 
     def copy_(self, src) -> Tensor:
         """In place: copy ``src``'s values (broadcast to this shape, cast to this dtype)."""
-        if self._tracked_inplace(src):
-            old = self._snapshot("copy_")
-            self._rebind(where(np.zeros(self.shape, dtype=bool), old, src))
-        else:
-            np.copyto(self.data, _raw(src), casting="unsafe")
-        self._version += 1
-        return self
+        return _inplace.copy_(self, src)
 
     def fill_(self, value) -> Tensor:
         """In place: set every element to ``value``."""
-        if self._tracked_inplace(value):
-            old = self._snapshot("fill_")
-            self._rebind(where(np.zeros(self.shape, dtype=bool), old, value))
-        else:
-            self.data.fill(_raw(value))
-        self._version += 1
-        return self
+        return _inplace.fill_(self, value)
 
     def zero_(self) -> Tensor:
         """In place: set every element to zero."""
-        return self.fill_(0)
+        return _inplace.fill_(self, 0)
 
     # --- one-line method forms of the ops ---
     def add(self, other, *, alpha=1):
@@ -668,11 +675,11 @@ class Tensor:
     def argmin(self, dim=None, keepdim=False, *, axis=None):
         return argmin(self, dim, keepdim, axis=axis)
 
-    def any(self):
-        return _wrap(np.asarray(self.data.any()), False, None, 0)
+    def any(self, dim=None, keepdim=False):
+        return any(self, dim, keepdim)
 
-    def all(self):
-        return _wrap(np.asarray(self.data.all()), False, None, 0)
+    def all(self, dim=None, keepdim=False):
+        return all(self, dim, keepdim)
 
     def logsumexp(self, dim=None, keepdim=False, *, axis=None):
         return logsumexp(self, dim, keepdim, axis=axis)
@@ -775,14 +782,19 @@ def _raw_index(index):
 
 # Tensor methods call ops and ops return Tensors: the one import cycle, broken here, once.
 from backprop.autograd import engine as _engine  # noqa: E402
-from backprop.autograd.grad_mode import _state  # noqa: E402
+from backprop.autograd import function as _function  # noqa: E402
 from backprop.ops import (  # noqa: E402
     abs,
     add,
+    all,
     amax,
     amin,
+    any,
     argmax,
     argmin,
+    bitwise_and,
+    bitwise_not,
+    bitwise_or,
     broadcast_to,
     chunk,
     clamp,
@@ -790,20 +802,25 @@ from backprop.ops import (  # noqa: E402
     cos,
     cumsum,
     div,
+    eq,
     erf,
     exp,
     expand,
     flatten,
     flip,
     gather,
+    ge,
     getitem,
+    gt,
     index_add,
-    index_put,
     index_select,
+    le,
     log,
     log1p,
     log_softmax,
+    logical_not,
     logsumexp,
+    lt,
     masked_fill,
     matmul,
     max,
@@ -812,6 +829,7 @@ from backprop.ops import (  # noqa: E402
     min,
     minimum,
     mul,
+    ne,
     neg,
     norm,
     permute,
@@ -838,3 +856,4 @@ from backprop.ops import (  # noqa: E402
     var,
     where,
 )
+from backprop.ops import inplace as _inplace  # noqa: E402

@@ -226,6 +226,60 @@ def _set_masked(x, m):
     return y
 
 
+# in-place ops through views: the write reaches the base (CopySlices), in values and gradients
+def _mul_through_slice(x, w):
+    h = x * 1
+    h[1:3].mul_(w)
+    return h
+
+
+def _mul_through_reshape_transpose(x):
+    h = x * 1
+    h.reshape(3, 2).T.mul_(2.0)
+    return h
+
+
+def _exp_through_row_then_read_other_view(x):
+    h = x * 1
+    first = h[0]
+    h.T[:, 1].mul_(3.0)  # row 1, written through another view
+    return first * h[1]  # first is stale: regenerated from h's new history
+
+
+def _ref_mul_slice(x, w):
+    y = x.copy()
+    y[1:3] *= w
+    return y
+
+
+def _ref_mul_reshape(x):
+    return x * 2.0
+
+
+def _ref_other_view(x):
+    return x[0] * (3.0 * x[1])
+
+
+# the untracked in-place kernels (what optimizers run under no_grad)
+def _kernels(x, w):
+    with bp.no_grad():
+        y = x.clone()
+        y.add_(w).sub_(w, alpha=0.5).mul_(w).div_(2.0).clamp_(-1.0, 1.0)
+        y.clamp_(bp.zeros(3), None)
+        z = bp.zeros_like(y)
+        z.copy_(y)
+        z[0] = 5.0
+        y.fill_(0.5)
+    return z + y
+
+
+def _ref_kernels(x, w):
+    y = np.clip((x + w - 0.5 * w) * w / 2.0, -1.0, 1.0)
+    z = np.maximum(y, 0.0)
+    z[0] = 5.0
+    return z + 0.5
+
+
 # --- elementwise: each unary op on a size-1 axis and on a 0-d tensor ---
 
 
@@ -637,6 +691,23 @@ SHAPE = [
            lambda x, v, i: _setitem_ref(i)(x, v)),
     OpCase("setitem_mask_scalar", _set_masked, ((3, 4), mask((3, 4))),
            lambda x, m: np.where(m, 0.0, x)),
+    OpCase("inplace_mul_through_slice", _mul_through_slice, ((4, 3), (3,)), _ref_mul_slice),
+    OpCase("inplace_mul_through_reshape_transpose", _mul_through_reshape_transpose, ((2, 3),),
+           _ref_mul_reshape),
+    OpCase("inplace_through_another_view", _exp_through_row_then_read_other_view, ((2, 3),),
+           _ref_other_view, torch_fn=None),
+    OpCase("inplace_kernels_no_grad", _kernels, ((3, 3), (3,)), _ref_kernels,
+           differentiable=False, torch_fn=None),
+    OpCase("eq_ne", lambda a, b: (a == b, a != b), ((2, 3), (3,)),
+           lambda a, b: (a == b, a != b), differentiable=False),
+    OpCase("lt_le_gt_ge", lambda a, b: (a < b, a <= b, a > b, a >= b), ((2, 3), (2, 3)),
+           lambda a, b: (a < b, a <= b, a > b, a >= b), differentiable=False),
+    OpCase("logical", lambda a: (~(a > 0), (a > 0) & (a < 1), (a > 1) | (a < -1)), ((2, 3),),
+           lambda a: (~(a > 0), (a > 0) & (a < 1), (a > 1) | (a < -1)), differentiable=False),
+    OpCase("bitwise_not_int", lambda i: ~i, (fixed([0, 3, -2]),), lambda i: ~i,
+           differentiable=False),
+    OpCase("any_all", lambda a: ((a > 1).any(), (a > -3).all(), (a > 0).any(1)), ((2, 3),),
+           lambda a: ((a > 1).any(), (a > -3).all(), (a > 0).any(1)), differentiable=False),
     OpCase("to_float32", lambda x: x.to(bp.float32), ((2, 3),), lambda x: x.astype(np.float32),
            out_dtype=np.float32, eps=1e-2, atol=1e-4, fwd_atol=0, fwd_rtol=0,
            torch_fn=lambda x: x.to(torch.float32)),

@@ -1,53 +1,64 @@
 """The backward pass: reverse-mode accumulation over the recorded graph.
 
-Nodes are visited in Kahn order (a node runs once every consumer of its outputs has sent its
-gradient), with an explicit stack, so depth is limited by memory, never by Python's recursion
-limit. The dependency counts also tell when a node's output gradient is complete: that is when its
-hooks run, when ``retain_grad`` tensors receive it, and when it is popped from the buffer (freed).
+The graph is made of nodes (``Context``, one per recorded op, and ``AccumulateGrad``, one per
+leaf that requires grad) joined by edges ``(node, output_nr, shape, dtype)``. A backward pass is
+one *graph task*:
+
+1. **Discovery.** From the roots, an explicit-stack walk counts, for every reachable node, how
+   many edges lead into it. For ``grad()`` and ``backward(inputs=...)`` a second walk keeps only
+   the nodes on a path to a requested input (the *pruned* graph): nothing else runs, fires a
+   hook or is freed.
+2. **Execution.** A node is ready once every edge into it has delivered its gradient (Kahn's
+   algorithm). Among ready nodes the most recently created runs first, and a leaf's
+   ``AccumulateGrad`` as soon as it is ready, as in PyTorch, so hooks fire in PyTorch's order.
+   Running a node: tensor hooks and ``retain_grad``, pre-hooks, the op's ``backward``, the
+   check of each returned gradient against its edge (shape and dtype), post-hooks, then the
+   node frees what it saved (unless ``retain_graph``). A leaf's gradient is added to ``.grad``
+   when its ``AccumulateGrad`` runs, then its post-accumulate hooks run: the gradient is final
+   while the rest of the backward may still be running.
+3. **Callbacks** queued during the task (``graph.queue_callback``) run once, after the last node.
+
+No recursion anywhere, so depth is limited by memory, never by Python's recursion limit.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
 
-from backprop.autograd.function import _check_finite
+from backprop.autograd.function import AccumulateGrad, _check_finite, accumulator
 from backprop.autograd.grad_mode import _debug, _state
 from backprop.tensor import Tensor, _wrap
 
 
-class _Meta:
-    """The shape and dtype of a freed input: all a second backward needs of its data."""
+class GraphTask:
+    """The state of one backward pass, visible to hooks through ``graph.current_graph_task()``.
 
-    __slots__ = ("shape", "dtype")
+    Attributes:
+        create_graph: whether the pass is being recorded (for higher-order gradients).
+        callbacks: functions to run once when the pass ends (``graph.queue_callback``).
+    """
 
-    def __init__(self, shape, dtype) -> None:
-        self.shape, self.dtype = shape, dtype
+    def __init__(self, create_graph: bool) -> None:
+        self.create_graph = create_graph
+        self.callbacks: list = []
+        self.deps: dict = {}
+        self.useful: dict | None = None  # pruned runs: node -> on a path to a requested input
+        self.state: dict = {}  # per-task scratch space for hooks (multi-grad hooks)
+
+    def will_run(self, node) -> bool:
+        """True if ``node`` receives a gradient in this pass (it is reachable, and on a path
+        to a requested input when the pass is pruned)."""
+        if node not in self.deps and node not in self._roots:
+            return False
+        return self.useful is None or bool(self.useful.get(node))
 
 
-class _Edge:
-    """A freed non-leaf input: where its gradient goes, not its data."""
-
-    __slots__ = ("grad_fn", "_output_nr", "_requires_grad", "data")
-
-    def __init__(self, grad_fn, output_nr, shape, dtype) -> None:
-        self.grad_fn = grad_fn
-        self._output_nr = output_nr
-        self._requires_grad = True
-        self.data = _Meta(shape, dtype)
-
-
-def _inputs_of(node) -> tuple:
-    """The node's inputs: the Tensors, or after release, edges standing in for the non-leaves."""
-    inputs = node._inputs
-    if inputs is None:  # released by an earlier backward: rebuild light stand-ins (rare)
-        # only an input that needed grad can be an edge tuple (a user's tuple argument cannot)
-        inputs = tuple(
-            _Edge(*e) if need and type(e) is tuple else e
-            for e, need in zip(node._edges, node.needs_input_grad)
-        )
-    return inputs
+_tasks: list[GraphTask] = []
+_tiebreak = itertools.count()
 
 
 def _as_tuple(x) -> tuple:
@@ -77,23 +88,60 @@ def _seed(root: Tensor, grad, create_graph: bool) -> Tensor:
     return grad if create_graph else grad.detach()
 
 
-def _run(roots, grad_roots, retain_graph, create_graph, capture=None):
-    """Propagate gradients from ``roots`` to the leaves.
+def _node_of(t: Tensor):
+    fn = t.grad_fn
+    return fn if fn is not None else accumulator(t)
 
-    Without ``capture`` leaf gradients are accumulated into ``.grad``. With ``capture`` (a list of
-    tensors, for ``autograd.grad``) their gradients are returned instead and ``.grad`` is untouched.
+
+def _children(node):
+    return [e[0] for e in node._next if e is not None and e[0] is not None]
+
+
+def _mark_useful(starts, targets: set) -> dict:
+    """node -> True if a requested input's node is reachable from it (itself included)."""
+    useful: dict = {}
+    for s in starts:
+        if s in useful:
+            continue
+        useful[s] = s in targets
+        stack = [(s, iter(_children(s)))]
+        while stack:
+            node, it = stack[-1]
+            for c in it:
+                if c in useful:
+                    if useful[c]:
+                        useful[node] = True
+                    continue
+                useful[c] = c in targets
+                stack.append((c, iter(_children(c))))
+                break
+            else:
+                stack.pop()
+                if useful[node] and stack:
+                    useful[stack[-1][0]] = True
+    return useful
+
+
+def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate=True):
+    """Propagate gradients from ``roots``.
+
+    Without ``capture`` every reachable leaf accumulates its gradient into ``.grad``. With
+    ``capture`` (a list of tensors) only the part of the graph leading to them runs, and their
+    gradients are returned; ``accumulate`` then says whether captured leaves also accumulate
+    into ``.grad`` (``backward(inputs=...)``) or not (``grad()``).
     """
     roots = _as_tuple(roots)
     grads = _as_tuple(grad_roots) if grad_roots is not None else (None,) * len(roots)
     if len(grads) != len(roots):
         raise RuntimeError(f"got {len(roots)} outputs but {len(grads)} gradients for them")
+    task = GraphTask(create_graph)
     buffers: dict = {}
-    leaf_grads: dict = {}
     handed: set = set()  # ids of arrays that a leaf's .grad may not own (see _finish_leaf)
+    root_nodes = []
     for root, g in zip(roots, grads):
         if not isinstance(root, Tensor):
             raise TypeError(f"backward(): expected Tensors as outputs, got {type(root).__name__}")
-        if not root._requires_grad:
+        if not root.requires_grad:
             raise RuntimeError(
                 "backward(): the output does not require grad and has no grad_fn, so there is "
                 "nothing to differentiate. Set requires_grad=True on an input before computing "
@@ -101,101 +149,153 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None):
             )
         g = _seed(root, g, create_graph)
         handed.add(id(g.data))
-        if root.grad_fn is None:
-            _add_leaf(leaf_grads, root, g)
-        else:
-            _add_to_buffer(buffers, root.grad_fn, root._output_nr, g)
+        node = _node_of(root)
+        _add_to_buffer(buffers, node, root._output_nr, g)
+        root_nodes.append(node)
+    task._roots = set(root_nodes)
 
-    capture_nodes = {}
-    capture_leaves = {}
+    # targets of a pruned run: node -> [(output_nr, k)]; leaves are reached through their
+    # AccumulateGrad nodes, which run only when accumulating
+    targets: dict = {}
     if capture is not None:
         for k, t in enumerate(capture):
-            if t.grad_fn is None:
-                capture_leaves[id(t)] = k
-            else:
-                capture_nodes.setdefault(t.grad_fn, []).append((t._output_nr, k))
+            targets.setdefault(_node_of(t), []).append((t._output_nr, k))
         captured = [None] * len(capture)
+        useful = task.useful = _mark_useful(root_nodes, set(targets))
+    else:
+        useful = None
 
-    # count, for every node reachable from the roots, how many edges lead into it
-    deps: dict = {}
-    stack = list(buffers)
+    # count, for every node that will receive a gradient, the edges that will deliver one
+    deps = task.deps
+    stack = list(dict.fromkeys(root_nodes))
     seen = set(stack)
     while stack:
         node = stack.pop()
-        for inp, need in zip(_inputs_of(node), node.needs_input_grad):
-            if need:
-                fn = inp.grad_fn
-                if fn is not None:
-                    if fn in deps:
-                        deps[fn] += 1
-                    else:
-                        deps[fn] = 1
-                    if fn not in seen:
-                        seen.add(fn)
-                        stack.append(fn)
+        if useful is not None and not _executes(node, useful):
+            continue
+        for e in node._next:
+            if e is None:
+                continue
+            fn = e[0]
+            if fn is None or (useful is not None and not useful.get(fn)):
+                continue
+            deps[fn] = deps.get(fn, 0) + 1
+            if fn not in seen:
+                seen.add(fn)
+                stack.append(fn)
 
-    ready = [n for n in buffers if n not in deps]
+    ready = []
+    for node in dict.fromkeys(root_nodes):
+        if node not in deps:
+            heapq.heappush(ready, (-node._seq, next(_tiebreak), node))
+    observers = _debug.observers
     prev_mode = _state.grad_enabled
+    prev_phase = _debug.in_backward
     _state.grad_enabled = create_graph
+    _debug.in_backward = True
+    _tasks.append(task)
     try:
         while ready:
-            node = ready.pop()
+            node = heapq.heappop(ready)[2]
             out_grads = buffers.pop(node, None)
-            inputs = _inputs_of(node)
+            if node._fn is None:  # AccumulateGrad
+                g = out_grads[0] if out_grads is not None else None
+                g = _run_accumulate(node, g, task, targets, captured if capture else None,
+                                    accumulate or capture is None, create_graph, handed,
+                                    useful)
+                if observers and g is not None:
+                    _observe(observers, node, (g,), ())
+                continue
+            n_in = len(node._next)
+            runs = useful is None or _executes(node, useful)
             if out_grads is None:  # no gradient arrived (e.g. a custom rule returned None)
-                in_grads = (None,) * len(inputs)
+                in_grads = (None,) * n_in
             else:
                 if node._hooks or node._retain:
-                    _run_node_hooks(node, out_grads, create_graph)
-                if capture_nodes and node in capture_nodes:
-                    for output_nr, k in capture_nodes[node]:
+                    _run_tensor_hooks(node, out_grads, create_graph)
+                if capture is not None and node in targets:
+                    for output_nr, k in targets[node]:
                         captured[k] = out_grads[output_nr]
-                in_grads = _call_backward(node, out_grads, len(inputs))
-            if not retain_graph:
-                _release(node, inputs)
-            needs = node.needs_input_grad
-            for index in range(len(inputs)):
-                if not needs[index]:
+                if runs:
+                    if node._pre_hooks:
+                        out_grads = _run_pre_hooks(node._pre_hooks, out_grads)
+                    in_grads = _call_backward(node, out_grads, n_in)
+                    if node._post_hooks:
+                        in_grads = _run_post_hooks(node, in_grads, out_grads)
+                    if observers:
+                        _observe(observers, node, tuple(out_grads), in_grads)
+                    if not retain_graph:
+                        _release(node)
+            if not runs:
+                continue
+            for index, e in enumerate(node._next):
+                if e is None:
                     continue
-                inp = inputs[index]
+                fn = e[0]
+                if fn is None or (useful is not None and not useful.get(fn)):
+                    continue
                 g = in_grads[index]
                 if g is not None:
-                    meta = inp.data
-                    if g.data.shape != meta.shape:
-                        g = _fix_shape(node, index, meta, g)
-                    if g.data.dtype is not meta.dtype and meta.dtype.kind in "fc":
-                        g = g.to(meta.dtype)
-                fn = inp.grad_fn
-                if fn is not None:
-                    if g is not None:  # _add_to_buffer, inlined: this runs once per edge
-                        buf = buffers.get(fn)
-                        if buf is None:
-                            buf = buffers[fn] = [None] * fn._n_out
-                        old = buf[inp._output_nr]
-                        # out of place: g may be shared with another input's gradient
-                        buf[inp._output_nr] = g if old is None else old + g
-                    left = deps[fn] - 1
-                    deps[fn] = left
-                    if left == 0:
-                        ready.append(fn)
-                elif g is not None:
-                    _add_leaf(leaf_grads, inp, g)
+                    gd = g.data
+                    if gd.shape != e[2]:
+                        g = _fix_shape(node, index, e[2], g)
+                    if gd.dtype is not e[3] and e[3].kind in "fc":
+                        g = g.to(e[3])
+                    # _add_to_buffer, inlined: this runs once per edge
+                    buf = buffers.get(fn)
+                    if buf is None:
+                        buf = buffers[fn] = [None] * fn._n_out
+                    old = buf[e[1]]
+                    # out of place: g may be shared with another input's gradient
+                    buf[e[1]] = g if old is None else old + g
+                left = deps[fn] - 1
+                deps[fn] = left
+                if left == 0:
+                    heapq.heappush(ready, (-fn._seq, next(_tiebreak), fn))
+        callbacks = task.callbacks
+        while callbacks:
+            callbacks.pop(0)()
     finally:
+        _tasks.pop()
         _state.grad_enabled = prev_mode
-
-    for leaf, g in leaf_grads.values():
-        if leaf._hooks:
-            for hook in leaf._hooks:
-                new = hook(g)
-                if new is not None:
-                    g = new
-        if capture is not None:
-            k = capture_leaves.get(id(leaf))
-            if k is not None:
-                captured[k] = g
-        else:
-            _finish_leaf(leaf, g, create_graph, handed)
+        _debug.in_backward = prev_phase
     return captured if capture is not None else None
+
+
+def _executes(node, useful: dict) -> bool:
+    """In a pruned run, a node runs its backward only if a requested input lies below it."""
+    if node._fn is None:
+        return bool(useful.get(node))
+    return any(e is not None and e[0] is not None and useful.get(e[0]) for e in node._next)
+
+
+def _run_accumulate(node: AccumulateGrad, g, task, targets, captured, accumulate, create_graph,
+                    handed, useful):
+    if g is None:
+        return None
+    if node._tensor_hooks:
+        for hook in tuple(node._tensor_hooks):
+            new = hook(g)
+            if new is not None:
+                g = new
+    if node._pre_hooks:
+        g = _run_pre_hooks(node._pre_hooks, [g])[0]
+    if captured is not None and node in targets:
+        for _, k in targets[node]:
+            captured[k] = g
+    if not accumulate:
+        return g
+    leaf = node._leaf()
+    if leaf is None:
+        return g
+    _finish_leaf(leaf, g, create_graph, handed)
+    if node._post_acc_hooks:
+        for hook in tuple(node._post_acc_hooks):
+            hook(leaf)
+    if node._post_hooks:
+        for hook in tuple(node._post_hooks):
+            hook((), (g,))
+    return g
 
 
 def _add_to_buffer(buffers: dict, node, output_nr: int, g: Tensor) -> None:
@@ -206,12 +306,6 @@ def _add_to_buffer(buffers: dict, node, output_nr: int, g: Tensor) -> None:
     buf[output_nr] = g if old is None else old + g  # out of place: g may be shared
 
 
-def _add_leaf(leaf_grads: dict, leaf: Tensor, g: Tensor) -> None:
-    key = id(leaf)
-    old = leaf_grads.get(key)
-    leaf_grads[key] = (leaf, g if old is None else old[1] + g)
-
-
 def _finish_leaf(leaf: Tensor, g: Tensor, create_graph: bool, handed: set) -> None:
     """Accumulate ``g`` into ``leaf.grad`` (PyTorch semantics: sum across backward calls)."""
     if not create_graph:
@@ -220,24 +314,25 @@ def _finish_leaf(leaf: Tensor, g: Tensor, create_graph: bool, handed: set) -> No
         # several inputs, and the seed belongs to the caller. .grad must own its memory, since
         # clipping and optimizers update it in place.
         if id(arr) in handed or arr.base is not None or not arr.flags.writeable:
-            arr = arr.copy()
-        handed.add(id(arr))
-        g = _wrap(arr, False, None, 0)
+            g = _clone(g)
+        handed.add(id(g.data))
+        if g._requires_grad or g._grad_fn is not None:
+            g = g.detach()
     if leaf.grad is None:
         leaf.grad = g
-    elif create_graph or leaf.grad.grad_fn is not None:
+    elif create_graph or leaf.grad._grad_fn is not None:
         leaf.grad = leaf.grad + g
     else:
-        np.add(leaf.grad.data, g.data, out=leaf.grad.data)
+        _inplace.AddInplace.apply(leaf.grad, g)
 
 
-def _run_node_hooks(node, out_grads: list, create_graph: bool) -> None:
+def _run_tensor_hooks(node, out_grads: list, create_graph: bool) -> None:
     if node._hooks:
         for output_nr, hooks in node._hooks.items():
             g = out_grads[output_nr]
             if g is None:
                 continue
-            for hook in hooks:
+            for hook in tuple(hooks):
                 new = hook(g)
                 if new is not None:
                     g = new
@@ -248,11 +343,44 @@ def _run_node_hooks(node, out_grads: list, create_graph: bool) -> None:
             g = out_grads[output_nr]
             if t is None or g is None:
                 continue
-            g = g if create_graph else _wrap(g.data.copy(), False, None, 0)
+            g = g if create_graph else _clone(g).detach()
             t.grad = g if t.grad is None else t.grad + g
 
 
+def _run_pre_hooks(hooks, out_grads: list) -> list:
+    for hook in tuple(hooks):
+        new = hook(tuple(out_grads))
+        if new is not None:
+            out_grads = list(new)
+    return out_grads
+
+
+def _run_post_hooks(node, in_grads: tuple, out_grads: list) -> tuple:
+    for hook in tuple(node._post_hooks):
+        new = hook(in_grads, tuple(out_grads))
+        if new is not None:
+            new = tuple(new)
+            if len(new) != len(in_grads):
+                raise RuntimeError(
+                    f"a hook registered on {node.name()} returned {len(new)} gradients, but "
+                    f"the node has {len(in_grads)} inputs"
+                )
+            in_grads = new
+    return in_grads
+
+
+def _observe(observers, node, grad_outputs, grad_inputs) -> None:
+    for observer in observers:
+        observer(node, grad_outputs, grad_inputs)
+
+
 def _call_backward(node, out_grads: list, n_in: int) -> tuple:
+    if node._released:
+        raise RuntimeError(
+            f"{node.name()}: trying to backward through the graph a second time, but the "
+            "values it saved were freed by the first backward(). Pass retain_graph=True to "
+            "the first backward() (or autograd.grad()) to keep them."
+        )
     if node._n_out > 1:
         for j, g in enumerate(out_grads):
             if g is None:  # an unused output: its gradient is zero
@@ -288,34 +416,38 @@ def _call_backward(node, out_grads: list, n_in: int) -> tuple:
     return result
 
 
-def _fix_shape(node, index: int, meta, g: Tensor) -> Tensor:
-    if node._fn.broadcasts:
-        if _state.grad_enabled:  # create_graph: the reduction must be recorded
-            return _shape_ops.sum_to(g, meta.shape)
-        return _wrap(_shape_ops.sum_to_array(g.data, meta.shape), False, None, 0)
+def _fix_shape(node, index: int, shape: tuple, g: Tensor) -> Tensor:
+    """PyTorch's rule: a gradient of another shape is summed down only if the input's shape
+    broadcasts to it (the input was expanded); any other mismatch is a bug in the rule."""
+    try:
+        expandable = np.broadcast_shapes(shape, g.shape) == g.shape
+    except ValueError:
+        expandable = False
+    if expandable:
+        return _shape_ops.sum_to(g, shape)
     raise RuntimeError(
         f"{node._fn.__name__}.backward returned a gradient of shape {g.shape} for input {index}, "
-        f"whose shape is {tuple(meta.shape)}. Ops that broadcast declare `broadcasts = True`; "
-        "otherwise the gradient must have the input's shape."
+        f"whose shape is {tuple(shape)}; a gradient must have its input's shape (or a shape the "
+        "input broadcasts to, which is then summed down)"
     )
 
 
-def _release(node, inputs) -> None:
-    """Free what the node saved and its hold on intermediate inputs (retain_graph=False).
-
-    Non-leaf inputs become (grad_fn, output_nr, shape, dtype) tuples, so their arrays can be
-    freed while the user still holds the output; leaves (parameters) are kept as they are.
-    """
+def _release(node) -> None:
+    """Free what the node saved, and any arrays its forward set as ctx attributes."""
     if node._saved is not None:
         node._saved = None
         node._released = True
-    if node._inputs is not None:
-        node._edges = tuple(
-            (t.grad_fn, t._output_nr, t.data.shape, t.data.dtype)
-            if isinstance(t, Tensor) and t.grad_fn is not None else t
-            for t in inputs
-        )
-        node._inputs = None
+    attrs = node.__dict__
+    arrays = [k for k, v in attrs.items() if type(v) is np.ndarray]
+    if arrays:
+        for k in arrays:
+            del attrs[k]
+        node._released = True
+
+
+def _clone(g: Tensor) -> Tensor:
+    with _no_grad():
+        return _elementwise.clone(g)
 
 
 def backward(tensors, grad_tensors=None, retain_graph: bool | None = None,
@@ -327,16 +459,20 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None,
         grad_tensors: the gradient with respect to each output (None for single elements).
         retain_graph: keep the graph's saved values for another backward (default: create_graph).
         create_graph: record the backward pass, so gradients can be differentiated again.
-        inputs: if given, only these leaves accumulate gradients.
+        inputs: if given, only these tensors accumulate gradients, and only the part of the
+            graph leading to them runs.
     """
     if retain_graph is None:
         retain_graph = create_graph
     if inputs is not None:
         inputs = _as_tuple(inputs)
-        found = _run(tensors, grad_tensors, retain_graph, create_graph, capture=list(inputs))
+        if not inputs:
+            raise RuntimeError("backward(): inputs= was given but is empty")
+        found = _run(tensors, grad_tensors, retain_graph, create_graph, capture=list(inputs),
+                     accumulate=True)
         handed: set = set()
         for t, g in zip(inputs, found):
-            if g is not None:
+            if g is not None and t.grad_fn is not None:  # leaves accumulated as they ran
                 _finish_leaf(t, g, create_graph, handed)
         return
     _run(tensors, grad_tensors, retain_graph, create_graph)
@@ -345,6 +481,9 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None,
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
          create_graph: bool = False, allow_unused: bool = False) -> tuple:
     """Return the gradients of ``outputs`` with respect to ``inputs``, leaving ``.grad`` untouched.
+
+    Only the part of the graph between the outputs and the inputs runs: no other node's
+    backward, hook or freeing happens.
 
     Args:
         outputs: a Tensor or a sequence of Tensors.
@@ -370,12 +509,13 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
         retain_graph = create_graph
     inputs = _as_tuple(inputs)
     for k, t in enumerate(inputs):
-        if not isinstance(t, Tensor) or not t._requires_grad:
+        if not isinstance(t, Tensor) or not t.requires_grad:
             raise RuntimeError(
                 f"grad(): input {k} does not require grad, so no gradient can be taken with "
                 "respect to it; create it with requires_grad=True"
             )
-    found = _run(outputs, grad_outputs, retain_graph, create_graph, capture=list(inputs))
+    found = _run(outputs, grad_outputs, retain_graph, create_graph, capture=list(inputs),
+                 accumulate=False)
     result = []
     for k, g in enumerate(found):
         if g is None and not allow_unused:
@@ -391,4 +531,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
 
 __all__: Sequence[str] = ["backward", "grad"]
 
-from backprop.ops import shape as _shape_ops  # noqa: E402  (ops import the engine's package)
+# ops import the engine's package: bound at the end, once
+from backprop.autograd.grad_mode import no_grad as _no_grad  # noqa: E402
+from backprop.ops import elementwise as _elementwise  # noqa: E402
+from backprop.ops import inplace as _inplace  # noqa: E402
+from backprop.ops import shape as _shape_ops  # noqa: E402

@@ -1,4 +1,5 @@
-"""``Function``: the one mechanism every differentiable op uses, built-in or user-defined.
+"""``Function``: the one mechanism every op uses, built-in or user-defined, and the one dispatch
+point through which autograd and the op recorder both see every op.
 
 A Function subclass defines ``forward(ctx, *args)`` on **NumPy arrays** (unlike PyTorch, whose
 ``forward`` receives Tensors: plain arrays keep a first-order step close to raw NumPy speed) and
@@ -7,9 +8,12 @@ higher-order gradients need no extra code. ``Function.apply(*args)`` unwraps Ten
 ``forward`` and, when grad mode is on and an input requires grad, records the ``Context`` as the
 outputs' ``grad_fn``.
 
-The ``Context`` object *is* the graph node: it holds the inputs (strongly), what ``forward`` saved,
-``needs_input_grad`` and any attributes ``forward`` set on it. It never holds its outputs strongly,
-so a graph cannot keep itself alive through a cycle.
+The ``Context`` object *is* the graph node. It holds no input Tensor: each input becomes an
+edge ``(node, output_nr, shape, dtype)`` when the op is applied, so rebinding a Tensor later
+(an in-place op, ``detach_()``) changes no earlier edge, and a chain of ops that save nothing
+keeps no intermediate array alive. It holds what ``save_for_backward`` saved (each value with
+the version counter it had when saved) and releases it after backward. It never holds its
+outputs strongly, so a graph cannot keep itself alive through a cycle.
 
 Example:
     >>> import numpy as np, backprop as bp
@@ -32,19 +36,29 @@ Example:
 from __future__ import annotations
 
 import functools
+import inspect
+import itertools
 import traceback
 import weakref
+from collections import namedtuple
 
 import numpy as np
 
 from backprop.autograd.grad_mode import _debug, _state, no_grad
 from backprop.errors import ShapeError
-from backprop.tensor import Tensor, _wrap
+from backprop.tensor import Tensor, _RemovableHandle, _Version, _wrap
 
 _registry: dict[str, type[Function]] = {}
 """Every built-in op (a Function defined in ``backprop.ops``) by class name; tests check it."""
 
-_INPUT, _OUTPUT, _CONST = 0, 1, 2
+_INPUT, _LEAF, _OUTPUT, _CONST, _PACKED = range(5)
+
+_sequence = itertools.count()
+"""Creation order of nodes: backward runs the most recently created ready node first, as
+PyTorch's engine does, so hooks fire in the same order."""
+
+TensorMeta = namedtuple("TensorMeta", "shape dtype")
+TensorMeta.__doc__ = "The shape and dtype of a node's input or output (no data)."
 
 
 class Context:
@@ -52,25 +66,38 @@ class Context:
 
     Attributes:
         needs_input_grad: one bool per positional input of ``forward``; skip the work for False.
-        saved_tensors: what ``save_for_backward`` stored, handed back as the graph's own Tensors.
+        saved_tensors: what ``save_for_backward`` stored, handed back as Tensors.
+
+    Introspection (public, read-only): ``name()``, ``next_functions``, ``attrs`` (the op's
+    keyword arguments: dims, stride, padding, ...), ``input_metadata`` and ``output_metadata``
+    (a ``TensorMeta(shape, dtype)`` per input and output), ``register_hook`` and
+    ``register_prehook``.
     """
 
     # Class-level defaults keep node creation cheap: an instance only gets what it sets.
+    _fn = None
+    _next = ()  # per positional input: (node | None, output_nr, shape, dtype), or None
+    _consts = None  # {input index: value} for positional inputs that are not Tensors
+    _attrs = {}  # read-only default; apply sets the call's own keyword dict
+    _seq = 0
     _to_save = ()
     _saved = None
     _released = False
     _hooks = None  # {output_nr: [hook, ...]} from Tensor.register_hook on a non-leaf output
     _retain = None  # {output_nr: weakref to the output Tensor} from retain_grad()
+    _pre_hooks = None  # grad_fn.register_prehook: hook(grad_outputs)
+    _post_hooks = None  # grad_fn.register_hook: hook(grad_inputs, grad_outputs)
     _trace = None  # creation stack, recorded only under detect_anomaly()
     _n_out = 1
-    _out_meta = None  # ((shape, dtype), ...) of the outputs, kept only for multi-output ops
-    _edges = None  # after release: the inputs as (grad_fn, output_nr, shape, dtype) or leaves
+    _out_meta = ()
+    _dirty = ()
+    _non_diff = ()
     needs_input_grad = ()
 
     def save_for_backward(self, *arrays) -> None:
         """Keep inputs or outputs of ``forward`` (ndarrays) for ``backward``.
 
-        Inputs and outputs come back from ``saved_tensors`` as the graph's own Tensors, so
+        Inputs and outputs come back from ``saved_tensors`` attached to the graph, so
         ``backward`` stays differentiable and in-place changes to them are detected. Any other
         array comes back as a constant Tensor (it breaks higher-order gradients: mark the op
         ``@once_differentiable`` or recompute it in ``backward``).
@@ -80,6 +107,12 @@ class Context:
     def mark_non_differentiable(self, *outputs) -> None:
         """Declare outputs (the ndarrays ``forward`` returns) that never carry gradients."""
         self._non_diff = tuple(id(o) for o in outputs)
+
+    def mark_dirty(self, *arrays) -> None:
+        """Declare inputs (ndarrays) that ``forward`` changed in place, as PyTorch's
+        ``ctx.mark_dirty``: their version counters are bumped, and ``forward`` must return
+        them as outputs (the call then returns the input Tensors themselves)."""
+        self._dirty = arrays
 
     @property
     def saved_tensors(self) -> tuple:
@@ -93,50 +126,159 @@ class Context:
                     "the first backward() (or autograd.grad()) to keep them."
                 )
             return ()
-        out = []
-        for entry in saved:
-            kind = entry[0]
-            if kind == _INPUT:
-                t = self._inputs[entry[1]]
-                if t._version != entry[2]:
-                    self._raise_modified(f"input {entry[1]}", t, entry[2])
-            elif kind == _OUTPUT:
-                t = entry[2]()
-                if t is None:  # the output died: rebuild it, still attached to this node
-                    t = _wrap(entry[3], True, self, entry[1])
-                elif t._version != entry[4]:
-                    self._raise_modified(f"output {entry[1]}", t, entry[4])
-            else:
-                t = entry[1]
-                if type(t) is np.ndarray:
-                    t = _wrap(t, False, None, 0)
-            out.append(t)
-        return tuple(out)
+        return tuple(_unpack(self, entry) for entry in saved)
 
-    def _raise_modified(self, what: str, t: Tensor, expected: int) -> None:
+    def _raise_modified(self, what: str, shape, vc: _Version, expected: int) -> None:
         where = _format_trace(self._trace)
+        by = f" ({vc.op})" if vc.op else ""
         raise RuntimeError(
             f"{self.name()}: one of the tensors it saved for the gradient ({what}, shape "
-            f"{tuple(t.shape)}) was modified by an in-place operation: it is at version "
-            f"{t._version}, but {self.name()} saved it at version {expected}. Use an out-of-place "
+            f"{tuple(shape)}) was modified by an in-place operation{by}: it is at version "
+            f"{vc.n}, but {self.name()} saved it at version {expected}. Use an out-of-place "
             f"op, or .clone() the tensor before changing it in place.{where}"
         )
 
+    # --- introspection ---
     def name(self) -> str:
         """The node's name, e.g. ``'MulBackward'``, as PyTorch's ``grad_fn.name()``."""
         return self._fn.label + "Backward"
 
     @property
     def next_functions(self) -> tuple:
-        """((grad_fn or None, output_nr), ...) per input: the edges of the graph, for drawing it."""
-        from backprop.autograd.engine import _inputs_of
+        """((node or None, output_nr), ...) per input: where each input's gradient goes. A leaf
+        that requires grad is reached through its ``AccumulateGrad`` node, as in PyTorch."""
+        return tuple((None, 0) if e is None else (e[0], e[1]) for e in self._next)
 
-        return tuple(
-            (getattr(t, "grad_fn", None), getattr(t, "_output_nr", 0)) for t in _inputs_of(self)
-        )
+    @property
+    def attrs(self) -> dict:
+        """The op's attributes: the keyword arguments it was applied with (``dims``,
+        ``stride``, ``padding``, ``negative_slope``, ...), and the values of positional inputs
+        that are not Tensors (keyed by their ``forward`` parameter names)."""
+        attrs = dict(self._attrs)
+        if self._consts:
+            names = _positional_names(self._fn)
+            for i, v in self._consts.items():
+                attrs[names[i] if i < len(names) else f"input{i}"] = v
+        return attrs
+
+    @property
+    def input_metadata(self) -> tuple:
+        """A ``TensorMeta(shape, dtype)`` per positional input (None for non-Tensors)."""
+        return tuple(None if e is None else TensorMeta(e[2], e[3]) for e in self._next)
+
+    @property
+    def output_metadata(self) -> tuple:
+        """A ``TensorMeta(shape, dtype)`` per output."""
+        return tuple(TensorMeta(s, d) for s, d in self._out_meta)
+
+    @property
+    def metadata(self) -> dict:
+        """A dict for your own annotations, kept with the node (PyTorch's ``grad_fn.metadata``)."""
+        meta = self.__dict__.get("_metadata")
+        if meta is None:
+            meta = self._metadata = {}
+        return meta
+
+    def register_hook(self, hook) -> _RemovableHandle:
+        """Call ``hook(grad_inputs, grad_outputs)`` after this node's backward; a non-None
+        return (a tuple, one entry per input) replaces the gradients passed on."""
+        if self._post_hooks is None:
+            self._post_hooks = []
+        self._post_hooks.append(hook)
+        return _RemovableHandle(self._post_hooks, hook)
+
+    def register_prehook(self, hook) -> _RemovableHandle:
+        """Call ``hook(grad_outputs)`` before this node's backward runs; a non-None return (a
+        tuple, one entry per output) replaces the gradients it receives."""
+        if self._pre_hooks is None:
+            self._pre_hooks = []
+        self._pre_hooks.append(hook)
+        return _RemovableHandle(self._pre_hooks, hook)
 
     def __repr__(self) -> str:
         return f"<{self.name()}>"
+
+
+class AccumulateGrad:
+    """The node through which gradients reach a leaf tensor that requires grad.
+
+    Hooks registered on the leaf with ``Tensor.register_hook`` run first and may replace the
+    gradient; then it is added to ``leaf.grad``; then the hooks from
+    ``register_post_accumulate_grad_hook`` run with the leaf. The leaf is held weakly: the leaf
+    owns this node, not the other way round.
+    """
+
+    __slots__ = ("_leaf", "_tensor_hooks", "_post_acc_hooks", "_pre_hooks", "_post_hooks",
+                 "__weakref__")
+    _seq = float("inf")  # run as soon as ready, as PyTorch does
+    _n_out = 1
+    needs_input_grad = ()
+    _next = ()
+    _fn = None
+
+    def __init__(self, leaf: Tensor) -> None:
+        self._leaf = weakref.ref(leaf)
+        self._tensor_hooks = self._post_acc_hooks = None
+        self._pre_hooks = self._post_hooks = None
+
+    @property
+    def variable(self) -> Tensor | None:
+        """The leaf tensor whose ``.grad`` this node fills (None if it was freed)."""
+        return self._leaf()
+
+    def name(self) -> str:
+        """``'AccumulateGrad'``, as PyTorch's."""
+        return "AccumulateGrad"
+
+    @property
+    def next_functions(self) -> tuple:
+        """Always empty: a leaf is where the graph ends."""
+        return ()
+
+    @property
+    def attrs(self) -> dict:
+        """No attributes (for uniform introspection)."""
+        return {}
+
+    @property
+    def input_metadata(self) -> tuple:
+        """The leaf's shape and dtype."""
+        leaf = self._leaf()
+        return () if leaf is None else (TensorMeta(leaf.data.shape, leaf.data.dtype),)
+
+    output_metadata = input_metadata
+
+    def register_hook(self, hook) -> _RemovableHandle:
+        """Call ``hook(grad_inputs, grad_outputs)`` after the gradient was accumulated."""
+        if self._post_hooks is None:
+            self._post_hooks = []
+        self._post_hooks.append(hook)
+        return _RemovableHandle(self._post_hooks, hook)
+
+    def register_prehook(self, hook) -> _RemovableHandle:
+        """Call ``hook(grad_outputs)`` before accumulating; a non-None return replaces it."""
+        if self._pre_hooks is None:
+            self._pre_hooks = []
+        self._pre_hooks.append(hook)
+        return _RemovableHandle(self._pre_hooks, hook)
+
+    def __repr__(self) -> str:
+        return "<AccumulateGrad>"
+
+
+def accumulator(leaf: Tensor) -> AccumulateGrad:
+    """The leaf's ``AccumulateGrad`` node, created on first use and kept for the leaf's life."""
+    try:
+        return leaf._accum
+    except AttributeError:
+        node = leaf._accum = AccumulateGrad(leaf)
+        return node
+
+
+@functools.cache
+def _positional_names(fn) -> tuple:
+    params = list(inspect.signature(fn.forward).parameters.values())[1:]  # skip ctx
+    return tuple(p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD)
 
 
 def _format_trace(trace) -> str:
@@ -148,31 +290,38 @@ def _format_trace(trace) -> str:
 
 
 class Function:
-    """Base class of every differentiable op. Subclass it and define two static methods.
+    """Base class of every op. Subclass it and define two static methods.
 
     ``forward(ctx, *args, **kwargs)`` receives NumPy arrays (and any non-tensor arguments as given)
     and returns an ndarray or a tuple of ndarrays. ``backward(ctx, *grad_outputs)`` receives one
     Tensor per output and returns one gradient Tensor per positional input of ``forward`` (or
     ``None`` for inputs that are not tensors or whose ``ctx.needs_input_grad`` is False).
 
+    Tensors must be passed positionally (as PyTorch's ``apply``); keyword arguments are the op's
+    attributes (``node.attrs``). A returned gradient whose shape differs from its input's is
+    summed down when the input's shape broadcasts to it, and refused otherwise.
+
     Class attributes:
-        broadcasts: True if forward broadcasts its inputs; the engine then reduces each returned
-            gradient to its input's shape. For other ops a wrong gradient shape is an error.
+        broadcasts: True if forward broadcasts its inputs (for the error message on a mismatch).
         label: the name shown in graphs and errors (the class name by default).
         sets_dtype: True if forward chooses its output dtype (a cast). Otherwise a float64
             result from inputs without float64 arrays (integers, Python numbers) is made
             float32, PyTorch's default.
+        is_view: True if the output may share input 0's memory as a view (reshape, permute,
+            slicing, ...): it then shares input 0's version counter, and an in-place change
+            through it reaches the base, in values and in gradients.
     """
 
     broadcasts = False
     sets_dtype = False
+    is_view = False
     label: str = "Function"
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         if "label" not in cls.__dict__:
             cls.label = cls.__name__
-        if cls.__module__.startswith("backprop.ops."):
+        if cls.__module__.startswith("backprop.ops.") and not cls.__name__.startswith("_"):
             _registry[cls.__name__] = cls
 
     @staticmethod
@@ -187,82 +336,221 @@ class Function:
     def apply(cls, *args, **kwargs):
         """Run the op on Tensors (and plain values) and record it in the graph when needed."""
         # This runs for every op of every step, forward and backward: keep it lean.
+        if kwargs:
+            _check_keywords(cls, kwargs)
         arrays = []
         record = False
         for a in args:
             if isinstance(a, Tensor):
+                if a._base is not None:
+                    a._refresh_view()
                 arrays.append(a.data)
                 if a._requires_grad:
                     record = True
-            elif isinstance(a, np.generic):
-                # NumPy scalars count as Python numbers (PyTorch's weak scalars): under NEP 50
-                # an np.float64 would silently turn a float32 result into float64
+            elif isinstance(a, np.generic) or (type(a) is np.ndarray and a.ndim == 0):
+                # NumPy scalars and 0-d arrays count as Python numbers (PyTorch's weak scalars):
+                # under NEP 50 an np.float64 would silently turn a float32 result into float64
                 arrays.append(a.item())
             else:
                 arrays.append(a)
         ctx = Context()
         if record:
+            ctx.needs_input_grad = needs = tuple(
+                [isinstance(a, Tensor) and a._requires_grad for a in args])
             record = _state.grad_enabled
             if record:
-                ctx.needs_input_grad = tuple(
-                    [isinstance(a, Tensor) and a._requires_grad for a in args]
-                )
+                ctx._next = _edges(args, needs)
+        else:
+            ctx.needs_input_grad = (False,) * len(args)
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
         except ValueError as e:
             if cls.broadcasts and not isinstance(e, ShapeError):  # keep an op's own message
                 _check_broadcast(cls, arrays)
             raise e
-        if type(out) is tuple:
-            return _wrap_outputs(cls, ctx, args, arrays, out, record)
-        raw = out
-        if type(out) is not np.ndarray:
-            out = _as_array(cls, out)  # NumPy returns scalars for 0-d results
-        dt = out.dtype
-        if dt is _F64 and not cls.sets_dtype and not _has_float64(arrays):
-            out = raw = out.astype(np.float32)  # int inputs give float32, as PyTorch's default
-            dt = _F32
-        if _debug.anomaly:
-            _check_finite(cls, "forward", out)
-        if not record or (dt is not _F32 and dt.kind not in "fc"):
-            return _wrap(out, False, None, 0)
-        ctx._fn = cls
-        ctx._inputs = args
-        if _debug.anomaly:
-            ctx._trace = traceback.extract_stack()[:-2]
-        y = _wrap(out, True, ctx, 0)
-        if ctx._to_save:
-            ctx._saved = _pack_saved(ctx, args, arrays, (out,), (raw,), (y,))
-        return y
+        if type(out) is tuple or ctx._dirty or cls.is_view:
+            result = _wrap_outputs(cls, ctx, args, arrays, out, record, kwargs)
+        else:
+            raw = out
+            if type(out) is not np.ndarray:
+                out = _as_array(cls, out)  # NumPy returns scalars for 0-d results
+            # memory shared with an input (a NumPy view, or the input returned as is) means a
+            # shared version counter; checked before any cast
+            shared = out.base is not None or (arrays and out is arrays[0])
+            dt = out.dtype
+            if dt is _F64 and not cls.sets_dtype and not _has_float64(arrays):
+                out = out.astype(np.float32)  # int inputs give float32, as PyTorch
+                dt = _F32
+                shared = False
+            if _debug.anomaly:
+                _check_finite(cls, "forward", out)
+            if not record or (dt is not _F32 and dt.kind not in "fc"):
+                result = _wrap(out, False, None, 0)
+            else:
+                ctx._fn = cls
+                ctx._attrs = kwargs
+                ctx._seq = next(_sequence)
+                ctx._out_meta = ((out.shape, dt),)
+                if _debug.anomaly:
+                    ctx._trace = traceback.extract_stack()[:-1]
+                result = _wrap(out, True, ctx, 0)
+                if ctx._to_save:
+                    ctx._saved = _pack_saved(ctx, args, arrays, (out,), (raw,), (result,))
+                _keep_consts(ctx, args)
+            if shared:
+                _share_version(result, out, args, arrays)
+        if _debug.recorders:
+            _record(cls, args, kwargs, result)
+        return result
 
 
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 
 
-def _wrap_outputs(cls, ctx, args, arrays, raw_outs, record):
+def _check_keywords(cls, kwargs) -> None:
+    for name, v in kwargs.items():
+        if isinstance(v, Tensor):
+            raise TypeError(
+                f"{cls.__name__}.apply: the Tensor passed as keyword argument {name!r} would get "
+                "no gradient: Function.apply takes Tensors positionally only (as PyTorch's). "
+                f"Pass it as a positional argument; keywords are for the op's attributes."
+            )
+
+
+def _edges(args, needs) -> tuple:
+    """One edge per positional input: where its gradient goes, and its shape and dtype."""
+    edges = []
+    for a, need in zip(args, needs):
+        if need:
+            fn = a._grad_fn
+            if fn is None:
+                fn = accumulator(a)
+            d = a.data
+            edges.append((fn, a._output_nr, d.shape, d.dtype))
+        elif isinstance(a, Tensor):
+            d = a.data
+            edges.append((None, 0, d.shape, d.dtype))
+        else:
+            edges.append(None)
+    return tuple(edges)
+
+
+def _keep_consts(ctx, args) -> None:
+    for a in args:
+        if not isinstance(a, Tensor):
+            ctx._consts = {i: a for i, a in enumerate(args) if not isinstance(a, Tensor)}
+            return
+
+
+def _shares(raw: np.ndarray, arr) -> bool:
+    if type(arr) is not np.ndarray:
+        return False
+    if raw is arr:
+        return True
+    base = raw.base
+    return base is not None and (base is arr or base is arr.base)
+
+
+def _share_version(result: Tensor, raw: np.ndarray, args, arrays) -> None:
+    """An output that shares memory with an input Tensor shares its version counter, so an
+    in-place change through either is seen by every node that saved the other."""
+    for a, arr in zip(args, arrays):
+        if isinstance(a, Tensor) and _shares(raw, arr):
+            vc = a._vc
+            if vc is None:
+                vc = a._vc = _Version()
+            result._vc = vc
+            return
+
+
+def _wrap_outputs(cls, ctx, args, arrays, raw_outs, record, kwargs):
+    """The general path: several outputs, views, or inputs changed in place (mark_dirty)."""
+    single = type(raw_outs) is not tuple
+    if single:
+        raw_outs = (raw_outs,)
     outs = tuple(o if type(o) is np.ndarray else _as_array(cls, o) for o in raw_outs)
     if any(o.dtype is _F64 for o in outs) and not cls.sets_dtype and not _has_float64(arrays):
         raw_outs = outs = tuple(o.astype(np.float32) if o.dtype is _F64 else o for o in outs)
     if _debug.anomaly:
         _check_finite(cls, "forward", outs)
-    non_diff = getattr(ctx, "_non_diff", ())
+    dirty = ctx._dirty
+    dirty_inputs = {}
+    if dirty:
+        for d in dirty:
+            for a, arr in zip(args, arrays):
+                if arr is d and isinstance(a, Tensor):
+                    dirty_inputs[id(d)] = a
+                    break
+            else:
+                raise RuntimeError(f"{cls.__name__}.forward: mark_dirty got an array that is not "
+                                   "one of its Tensor inputs")
+    non_diff = ctx._non_diff
     if record:
         ctx._fn = cls
-        ctx._inputs = args
+        ctx._attrs = kwargs
+        ctx._seq = next(_sequence)
         ctx._n_out = len(outs)
         ctx._out_meta = tuple((o.shape, o.dtype) for o in outs)
         if _debug.anomaly:
-            ctx._trace = traceback.extract_stack()[:-3]
-    tensors = tuple(
-        _wrap(o, True, ctx, j)
-        if record and o.dtype.kind in "fc" and id(o) not in non_diff
-        else _wrap(o, False, None, 0)
-        for j, o in enumerate(outs)
-    )
+            ctx._trace = traceback.extract_stack()[:-2]
+        _keep_consts(ctx, args)
+    tensors = []
+    for j, o in enumerate(outs):
+        diff = record and o.dtype.kind in "fc" and id(o) not in non_diff
+        a = dirty_inputs.get(id(o))
+        if a is not None:  # an input changed in place: the call returns that very Tensor
+            t = a
+            if diff:
+                _rebase(cls, t, ctx, j)
+        else:
+            t = _wrap(o, diff, ctx if diff else None, j if diff else 0)
+            if o.base is not None or any(o is arr for arr in arrays):
+                if cls.is_view and j == 0 and isinstance(args[0], Tensor) and \
+                        _shares(o, arrays[0]):
+                    _make_view(t, args[0], cls, kwargs)
+                else:
+                    _share_version(t, o, args, arrays)
+        tensors.append(t)
+    for a in dirty_inputs.values():
+        a._bump(cls.label)
+    tensors = tuple(tensors)
     if record and ctx._to_save:
         ctx._saved = _pack_saved(ctx, args, arrays, outs, raw_outs, tensors)
-    return tensors
+    return tensors[0] if single else tensors
+
+
+def _rebase(cls, t: Tensor, ctx, j: int) -> None:
+    """A recorded op changed ``t`` in place: ``t`` now carries the op's history."""
+    if t._grad_fn is None and t._requires_grad:
+        raise RuntimeError(
+            f"{cls.label}: a leaf tensor that requires grad cannot be changed in place while "
+            "the graph is being recorded; do it inside `with backprop.no_grad():` (as optimizers "
+            "do), or use the out-of-place op"
+        )
+    if t._base is not None:
+        raise RuntimeError(
+            f"{cls.label}: a custom Function that changes a view in place (mark_dirty) is not "
+            "supported; .clone() the view first, or change the base tensor"
+        )
+    t._grad_fn, t._output_nr, t._requires_grad = ctx, j, True
+
+
+def _make_view(t: Tensor, x: Tensor, cls, kwargs) -> None:
+    """Make ``t`` a view of ``x``'s base: same memory, same version counter, and the recipe
+    to recreate it from the base, so an in-place change anywhere reaches every view."""
+    if x._base is not None:
+        root, chain = x._base, x._view[0]
+    else:
+        root, chain = x, ()
+    vc = root._vc
+    if vc is None:
+        vc = root._vc = _Version()
+        if x is not root:
+            x._vc = vc
+    t._vc = vc
+    t._base = root
+    t._view = (chain + ((cls, kwargs),), vc.n)
 
 
 def _has_float64(arrays) -> bool:
@@ -278,30 +566,92 @@ def _as_array(cls, out) -> np.ndarray:
     return np.asarray(out)
 
 
+# --- saved values ------------------------------------------------------------------------
+
+
 def _pack_saved(ctx, args, arrays, outs, raw_outs, out_tensors) -> tuple:
-    """Record how to hand each saved value back: as an input, an output or a constant."""
+    """Record how to hand each saved value back: an input, an output or a constant, each with
+    the version counter and version it had when saved."""
     packed = []
     to_save = ctx._to_save
     del ctx._to_save  # the raw arrays live on only in the packed entries, which backward frees
+    hooks = _debug.saved_hooks
     for obj in to_save:
         entry = None
         if isinstance(obj, Tensor):
             obj = obj.data
         if isinstance(obj, (np.ndarray, np.generic)):
-            for i, arr in enumerate(arrays):
-                if arr is obj and isinstance(args[i], Tensor):
-                    entry = (_INPUT, i, args[i]._version)
+            # outputs first: an input changed in place (mark_dirty) is saved as the output
+            for j, (o, raw) in enumerate(zip(outs, raw_outs)):
+                if o is obj or raw is obj:
+                    t = out_tensors[j]
+                    if t._grad_fn is ctx:
+                        entry = _save_output(ctx, j, t, o, hooks)
                     break
             else:
-                for j, (o, raw) in enumerate(zip(outs, raw_outs)):
-                    if o is obj or raw is obj:
-                        t = out_tensors[j]
-                        if t.grad_fn is ctx:
-                            # a weak reference: the node must not keep its own output alive
-                            entry = (_OUTPUT, j, weakref.ref(t), o, 0)
+                for i, arr in enumerate(arrays):
+                    if arr is obj and isinstance(args[i], Tensor):
+                        entry = _save_input(i, args[i], hooks)
                         break
         packed.append(entry or (_CONST, obj))
     return tuple(packed)
+
+
+def _save_input(i: int, t: Tensor, hooks):
+    if hooks:
+        pack, unpack = hooks[-1]
+        return (_PACKED, pack(t), unpack)
+    vc = t._vc
+    if vc is None:
+        vc = t._vc = _Version()
+    if t._grad_fn is None and t._requires_grad:
+        return (_LEAF, i, t, vc, vc.n)  # a leaf: gradients must reach this very tensor
+    return (_INPUT, i, t.data, vc, vc.n, t._grad_fn, t._output_nr, t._requires_grad)
+
+
+def _save_output(ctx, j: int, t: Tensor, arr: np.ndarray, hooks):
+    if hooks:
+        pack, unpack = hooks[-1]
+        return (_PACKED, pack(t), unpack)
+    vc = t._vc
+    if vc is None:
+        vc = t._vc = _Version()
+    # a weak reference: the node must not keep its own output alive
+    return (_OUTPUT, j, weakref.ref(t), arr, vc, vc.n)
+
+
+def _unpack(node, entry):
+    kind = entry[0]
+    if kind == _INPUT:
+        _, i, arr, vc, ver, fn, nr, rg = entry
+        if vc.n != ver:
+            node._raise_modified(f"input {i}", arr.shape, vc, ver)
+        t = _wrap(arr, rg, fn, nr)
+        t._vc = vc
+        return t
+    if kind == _LEAF:
+        _, i, t, vc, ver = entry
+        if vc.n != ver:
+            node._raise_modified(f"input {i}", t.data.shape, vc, ver)
+        return t
+    if kind == _OUTPUT:
+        _, j, ref, arr, vc, ver = entry
+        if vc.n != ver:
+            node._raise_modified(f"output {j}", arr.shape, vc, ver)
+        t = ref()
+        if t is None or t._grad_fn is not node:  # the output died: rebuild it on this node
+            t = _wrap(arr, True, node, j)
+            t._vc = vc
+        return t
+    if kind == _PACKED:
+        return entry[2](entry[1])
+    value = entry[1]
+    if type(value) is np.ndarray:
+        return _wrap(value, False, None, 0)
+    return value
+
+
+# --- checks ------------------------------------------------------------------------------
 
 
 def _check_broadcast(cls, arrays) -> None:
@@ -337,20 +687,41 @@ def _check_finite(cls, phase: str, values, trace=None) -> None:
             )
 
 
+# --- the op recorder's hook (see backprop.autograd.graph.record_ops) ---------------------
+
+
+def _record(cls, args, kwargs, result) -> None:
+    outputs = result if type(result) is tuple else (result,)
+    phase = "backward" if _debug.in_backward else "forward"
+    for rec in _debug.recorders:
+        rec._add(cls, args, kwargs, outputs, phase)
+
+
+# --- once_differentiable -----------------------------------------------------------------
+
+
 class _OnceDifferentiableBackward(Function):
     """Carries a once-differentiable gradient; differentiating it again raises."""
 
     @staticmethod
     def forward(ctx, value, *sources, op_name=""):
-        ctx.op_name = op_name
         return value
 
     @staticmethod
     def backward(ctx, grad_out):
         raise RuntimeError(
-            f"{ctx.op_name} is marked @once_differentiable: its backward is not itself "
-            "differentiable, so a second-order gradient through it is not available."
+            f"{ctx._attrs.get('op_name', 'this op')} is marked @once_differentiable: its "
+            "backward is not itself differentiable, so a second-order gradient through it is "
+            "not available."
         )
+
+
+def _edge_stand_ins(ctx) -> tuple:
+    """Data-free Tensors attached to the node's input edges (to make a graph reach them)."""
+    return tuple(
+        _wrap(np.broadcast_to(np.zeros((), e[3]), e[2]), True, e[0], e[1])
+        for e in ctx._next if e is not None and e[0] is not None
+    )
 
 
 def once_differentiable(backward):
@@ -371,7 +742,7 @@ def once_differentiable(backward):
         items = (result,) if single else result
         # the gradient depends on the upstream gradients and on the op's inputs: attach it to
         # both, so a second differentiation reaches the node that raises
-        sources = grad_outputs + tuple(t for t in ctx._inputs if isinstance(t, Tensor))
+        sources = grad_outputs + _edge_stand_ins(ctx)
         items = tuple(
             None
             if g is None

@@ -20,6 +20,10 @@ class _Debug:
 
     anomaly = False  # detect_anomaly(): check every forward and backward for NaN/Inf
     backward_node = None  # under detect_anomaly(), the node whose backward rule is running
+    recorders = None  # graph.record_ops(): the active recordings (a list), else None
+    observers = None  # graph.observe_backward(): callbacks per executed node, else None
+    saved_hooks = None  # graph.saved_tensors_hooks(): a stack of (pack, unpack), else None
+    in_backward = False  # True while the engine runs a backward pass (op records' phase)
 
 
 _state = _State()

@@ -124,10 +124,9 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         out, mu, var = batch_norm_train(input, weight, bias, eps)
         if training:
             with no_grad():
-                _update_running(running_mean, mu.data, momentum)
+                _update_running(running_mean, mu, momentum)
                 if running_var is not None:
-                    unbiased = var.data * (n / (n - 1))
-                    _update_running(running_var, unbiased, momentum)
+                    _update_running(running_var, var * (n / (n - 1)), momentum)
         return out
     # running statistics: the per-channel scale γ/√(σ² + eps) is computed on (C,) vectors, so
     # the full-size work is one subtraction, one multiplication and one addition
@@ -141,13 +140,11 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     return out
 
 
-def _update_running(running: Tensor | None, batch: np.ndarray, momentum: float) -> None:
+def _update_running(running: Tensor | None, batch: Tensor, momentum: float) -> None:
     if running is None:
         return
-    data = running.data
-    data *= 1.0 - momentum
-    data += (momentum * batch).astype(data.dtype)
-    running._version += 1
+    # in-place ops under the caller's no_grad: versioned, and seen by the op recorder
+    running.mul_(1.0 - momentum).add_(batch, alpha=momentum)
 
 
 def _normalized_shape(normalized_shape) -> tuple:

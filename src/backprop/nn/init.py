@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 
 from backprop import random as _random
+from backprop.autograd.grad_mode import no_grad
 from backprop.tensor import Tensor
 
 __all__ = [
@@ -65,10 +66,10 @@ def _generator(generator, name: str) -> np.random.Generator:
 
 
 def _fill(tensor: Tensor, values) -> Tensor:
-    # Writing .data records nothing (the equivalent of torch's `with no_grad()`); the version bump
-    # lets a graph that saved this tensor detect the overwrite at backward time.
-    tensor.data[...] = values
-    tensor._version += 1
+    # An in-place copy under no_grad (torch's way): no graph; the version bump lets a graph that
+    # saved this tensor detect the overwrite at backward time; the op recorder sees it
+    with no_grad():
+        tensor.copy_(values)
     return tensor
 
 

@@ -272,7 +272,8 @@ class Module:
             if set_to_none:
                 p.grad = None
             else:
-                p.grad.data[...] = 0
+                with no_grad():
+                    p.grad.zero_()
 
     def apply(self, fn: Callable[[Module], None]) -> Module:
         """Call ``fn`` on every descendant and then on self (e.g. custom initialisation)."""
@@ -353,8 +354,12 @@ class Module:
                 if key in state_dict:
                     value = state_dict[key]
                     arr = value.data if isinstance(value, Tensor) else np.asarray(value)
-                    np.copyto(target.data, arr, casting="same_kind")
-                    target._version += 1
+                    if not np.can_cast(arr.dtype, target.dtype, casting="same_kind"):
+                        raise TypeError(
+                            f"load_state_dict: {key}: cannot load {arr.dtype} values into a "
+                            f"{target.dtype} tensor"
+                        )
+                    target.copy_(arr)
         return _IncompatibleKeys(missing, unexpected)
 
     # --- display ---

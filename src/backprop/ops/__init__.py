@@ -33,6 +33,21 @@ from backprop.ops.elementwise import (
     where,
 )
 from backprop.ops.linalg import einsum, matmul
+from backprop.ops.logical import (
+    all,
+    any,
+    bitwise_and,
+    bitwise_not,
+    bitwise_or,
+    eq,
+    ge,
+    gt,
+    le,
+    logical_not,
+    lt,
+    ne,
+    one_hot,
+)
 from backprop.ops.nn_ops import log_softmax, softmax
 from backprop.ops.reduction import (
     amax,
@@ -63,7 +78,6 @@ from backprop.ops.shape import (
     index_add,
     index_put,
     index_select,
-    one_hot,
     pad,
     permute,
     repeat,
@@ -80,6 +94,8 @@ from backprop.ops.shape import (
 )
 
 __all__ = [
+    "all", "any", "bitwise_and", "bitwise_not", "bitwise_or", "eq", "ge", "gt", "le",
+    "logical_not", "lt", "ne",
     "abs", "add", "amax", "amin", "argmax", "argmin", "broadcast_to", "cat", "chunk", "clamp",
     "clip", "clone", "concat", "cos", "cumsum", "div", "einsum", "elu", "erf", "exp", "expand",
     "flatten", "flip", "gather", "gelu", "getitem", "index_add", "index_put", "index_select",

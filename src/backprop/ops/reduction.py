@@ -14,7 +14,7 @@ import numpy as np
 
 from backprop.autograd.function import Function
 from backprop.ops._util import const, keepdim_shape, norm_dim, norm_dims, resolve_dim
-from backprop.tensor import Tensor, _wrap
+from backprop.tensor import Tensor
 
 
 class Sum(Function):
@@ -310,25 +310,22 @@ class _ValuesIndices(tuple):
 
 def argmax(input, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
     """Index of the maximum (of the flattened tensor when ``dim`` is None); int64, no gradient."""
-    return _arg("argmax", np.argmax, input, resolve_dim("argmax", dim, axis), keepdim)
+    return _arg("argmax", True, input, resolve_dim("argmax", dim, axis), keepdim)
 
 
 def argmin(input, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
     """Index of the minimum (of the flattened tensor when ``dim`` is None); int64, no gradient."""
-    return _arg("argmin", np.argmin, input, resolve_dim("argmin", dim, axis), keepdim)
+    return _arg("argmin", False, input, resolve_dim("argmin", dim, axis), keepdim)
 
 
-def _arg(op, fn, input, dim, keepdim):
-    data = input.data
-    if dim is None:
-        out = fn(data)
-        if keepdim:
-            out = np.reshape(out, (1,) * data.ndim)
-    else:
-        d = norm_dim(op, dim, data.ndim)
+def _arg(op, largest, input, dim, keepdim):
+    if dim is not None:
+        dim = norm_dim(op, dim, input.ndim)
         _check_nonempty(op, input)
-        out = fn(data, axis=d, keepdims=keepdim)
-    return _wrap(np.asarray(out, dtype=np.int64), False, None, 0)
+    elif input.data.size == 0:
+        raise ValueError(f"{op}: the tensor is empty (shape {input.shape}), so it has no "
+                         "maximum or minimum")
+    return ArgExtreme.apply(input, dim=dim, keepdim=keepdim, largest=largest)
 
 
 def logsumexp(input, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
@@ -356,4 +353,5 @@ def _check_nonempty(op, input):
 
 
 from backprop.ops.elementwise import abs, exp, maximum, minimum, sqrt, where  # noqa: E402
+from backprop.ops.logical import ArgExtreme  # noqa: E402
 from backprop.ops.shape import broadcast_to, reshape, scatter_add, unsqueeze  # noqa: E402

@@ -13,7 +13,7 @@ import numpy as np
 from backprop.autograd.function import Function
 from backprop.errors import ShapeError
 from backprop.ops._util import const, norm_dim, norm_dims
-from backprop.tensor import Tensor, _raw_index, _wrap
+from backprop.tensor import Tensor, _raw_index
 
 # --- views: reshape, permute, broadcast ---
 
@@ -22,6 +22,7 @@ class Reshape(Function):
     """y = x with a new shape (same elements, C order);  ∂L/∂x = ∂L/∂y reshaped back."""
 
     label = "View"
+    is_view = True  # when NumPy can reshape without copying
 
     @staticmethod
     def forward(ctx, x, shape=()):
@@ -43,6 +44,8 @@ class Reshape(Function):
 class Permute(Function):
     """y = x with its dimensions reordered;  ∂L/∂x = ∂L/∂y with the inverse order."""
 
+    is_view = True
+
     @staticmethod
     def forward(ctx, x, dims=()):
         ctx.dims = dims
@@ -57,6 +60,7 @@ class BroadcastTo(Function):
     """y = x repeated along broadcast dimensions;  ∂L/∂x = sum_to(∂L/∂y, x.shape)."""
 
     label = "Expand"
+    is_view = True  # read-only: an in-place change of an expanded tensor is refused
 
     @staticmethod
     def forward(ctx, x, shape=()):
@@ -113,16 +117,18 @@ class GetItem(Function):
     (repeated indices accumulate)."""
 
     label = "Index"
+    is_view = True  # basic indexing (slices, ints, None, ...): a view, as PyTorch's
 
     @staticmethod
     def forward(ctx, x, index=None):
         ctx.x_shape, ctx.index = x.shape, index
         try:
             y = x[index]
+            if not isinstance(y, np.ndarray):  # all-int index: NumPy gives a scalar copy
+                y = x[(index if isinstance(index, tuple) else (index,)) + (Ellipsis,)]
         except IndexError as e:
             raise IndexError(f"getitem: {e} (tensor shape {x.shape})") from None
-        # a basic index gives a view; copy so later writes to x cannot change y behind autograd
-        return y.copy() if isinstance(y, np.ndarray) and y.base is not None else y
+        return y
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -582,21 +588,6 @@ def repeat(input, *sizes) -> Tensor:
             f"repeat: needs at least as many sizes ({len(sizes)}) as dimensions ({input.ndim})"
         )
     return Tile.apply(input, reps=sizes)
-
-
-def one_hot(tensor, num_classes: int = -1) -> Tensor:
-    """Integer class labels of shape (*) to int64 one-hot rows of shape (*, num_classes)."""
-    labels = tensor.data if isinstance(tensor, Tensor) else np.asarray(tensor)
-    if labels.dtype.kind not in "iu":
-        raise TypeError(f"one_hot: expects integer class labels, got dtype {labels.dtype}")
-    if num_classes < 0:
-        num_classes = int(labels.max()) + 1 if labels.size else 0
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(
-            f"one_hot: labels must lie in [0, {num_classes}), found values from {labels.min()} "
-            f"to {labels.max()}"
-        )
-    return _wrap((labels[..., None] == np.arange(num_classes)).astype(np.int64), False, None, 0)
 
 
 from backprop.ops.reduction import sum  # noqa: E402
