@@ -736,6 +736,21 @@ class Tensor:
     def flatten(self, start_dim=0, end_dim=-1):
         return flatten(self, start_dim, end_dim)
 
+    def narrow(self, dim, start, length):
+        return narrow(self, dim, start, length)
+
+    def select(self, dim, index):
+        return select(self, dim, index)
+
+    def diagonal(self, offset=0, dim1=0, dim2=1):
+        return diagonal(self, offset, dim1, dim2)
+
+    def unflatten(self, dim, sizes):
+        return unflatten(self, dim, sizes)
+
+    def unbind(self, dim=0):
+        return unbind(self, dim)
+
     def split(self, split_size_or_sections, dim=0):
         return split(self, split_size_or_sections, dim)
 
@@ -801,6 +816,7 @@ from backprop.ops import (  # noqa: E402
     clone,
     cos,
     cumsum,
+    diagonal,
     div,
     eq,
     erf,
@@ -829,6 +845,7 @@ from backprop.ops import (  # noqa: E402
     min,
     minimum,
     mul,
+    narrow,
     ne,
     neg,
     norm,
@@ -839,6 +856,7 @@ from backprop.ops import (  # noqa: E402
     repeat,
     reshape,
     scatter_add,
+    select,
     sigmoid,
     sin,
     softmax,
@@ -852,6 +870,8 @@ from backprop.ops import (  # noqa: E402
     tile,
     to_dtype,
     transpose,
+    unbind,
+    unflatten,
     unsqueeze,
     var,
     where,

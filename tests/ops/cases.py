@@ -260,6 +260,17 @@ def _ref_other_view(x):
     return x[0] * (3.0 * x[1])
 
 
+# dropout's mask is an op that draws from the global generator: seeded, it is reproducible
+def _seeded_dropout(x):
+    bp.manual_seed(7)
+    return bp.nn.functional.dropout(x, p=0.5)
+
+
+def _ref_seeded_dropout(x):
+    keep = np.random.default_rng(7).random(x.shape) >= 0.5
+    return x * keep * 2.0
+
+
 # the untracked in-place kernels (what optimizers run under no_grad)
 def _kernels(x, w):
     with bp.no_grad():
@@ -698,6 +709,16 @@ SHAPE = [
            _ref_other_view, torch_fn=None),
     OpCase("inplace_kernels_no_grad", _kernels, ((3, 3), (3,)), _ref_kernels,
            differentiable=False, torch_fn=None),
+    OpCase("diagonal", lambda x: x.diagonal(), ((3, 4),), lambda x: np.diagonal(x).copy()),
+    OpCase("diagonal_offset_dims", lambda x: x.diagonal(1, 2, 0), ((3, 2, 4),),
+           lambda x: np.diagonal(x, 1, 2, 0).copy()),
+    OpCase("diagonal_negative_offset", lambda x: x.diagonal(-1), ((3, 3),),
+           lambda x: np.diagonal(x, -1).copy()),
+    OpCase("narrow", lambda x: x.narrow(1, 1, 2), ((2, 4),), lambda x: x[:, 1:3]),
+    OpCase("select", lambda x: x.select(1, -1), ((2, 3, 2),), lambda x: x[:, -1]),
+    OpCase("unflatten", lambda x: x.unflatten(1, (2, 3)), ((2, 6),),
+           lambda x: x.reshape(2, 2, 3)),
+    OpCase("dropout_seeded", _seeded_dropout, ((3, 4),), _ref_seeded_dropout, torch_fn=None),
     OpCase("eq_ne", lambda a, b: (a == b, a != b), ((2, 3), (3,)),
            lambda a, b: (a == b, a != b), differentiable=False),
     OpCase("lt_le_gt_ge", lambda a, b: (a < b, a <= b, a > b, a >= b), ((2, 3), (2, 3)),

@@ -274,13 +274,13 @@ def test_add_param_group_needs_a_dict():
     assert len(opt.param_groups) == 1
 
 
-def test_a_subclass_without_update_says_so():
+def test_a_subclass_without_an_update_rule_says_so():
     class Broken(optim.Optimizer):
         pass
 
     p = _p()
     _set_grad(p, [1.0])
-    with pytest.raises(NotImplementedError, match="Broken must define _update"):
+    with pytest.raises(NotImplementedError, match=r"Broken must define _prepare\(\) and _rule\(\)"):
         Broken([p], {}).step()
 
 

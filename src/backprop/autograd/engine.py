@@ -200,10 +200,10 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
             out_grads = buffers.pop(node, None)
             if node._fn is None:  # AccumulateGrad
                 g = out_grads[0] if out_grads is not None else None
+                adds = accumulate or capture is None
                 g = _run_accumulate(node, g, task, targets, captured if capture else None,
-                                    accumulate or capture is None, create_graph, handed,
-                                    useful)
-                if observers and g is not None:
+                                    adds, create_graph, handed, useful)
+                if observers and g is not None and adds:  # grad() captures, never adds
                     _observe(observers, node, (g,), ())
                 continue
             n_in = len(node._next)

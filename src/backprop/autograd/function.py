@@ -448,8 +448,8 @@ def _shares(raw: np.ndarray, arr) -> bool:
         return False
     if raw is arr:
         return True
-    base = raw.base
-    return base is not None and (base is arr or base is arr.base)
+    # a bounds check, not an exact one: a view made with as_strided has no ndarray as base
+    return raw.base is not None and np.may_share_memory(raw, arr)
 
 
 def _share_version(result: Tensor, raw: np.ndarray, args, arrays) -> None:
@@ -506,9 +506,8 @@ def _wrap_outputs(cls, ctx, args, arrays, raw_outs, record, kwargs):
         else:
             t = _wrap(o, diff, ctx if diff else None, j if diff else 0)
             if o.base is not None or any(o is arr for arr in arrays):
-                if cls.is_view and j == 0 and isinstance(args[0], Tensor) and \
-                        _shares(o, arrays[0]):
-                    _make_view(t, args[0], cls, kwargs)
+                if cls.is_view and isinstance(args[0], Tensor) and _shares(o, arrays[0]):
+                    _make_view(t, args[0], cls, kwargs, None if single else j)
                 else:
                     _share_version(t, o, args, arrays)
         tensors.append(t)
@@ -536,7 +535,7 @@ def _rebase(cls, t: Tensor, ctx, j: int) -> None:
     t._grad_fn, t._output_nr, t._requires_grad = ctx, j, True
 
 
-def _make_view(t: Tensor, x: Tensor, cls, kwargs) -> None:
+def _make_view(t: Tensor, x: Tensor, cls, kwargs, j) -> None:
     """Make ``t`` a view of ``x``'s base: same memory, same version counter, and the recipe
     to recreate it from the base, so an in-place change anywhere reaches every view."""
     if x._base is not None:
@@ -550,7 +549,7 @@ def _make_view(t: Tensor, x: Tensor, cls, kwargs) -> None:
             x._vc = vc
     t._vc = vc
     t._base = root
-    t._view = (chain + ((cls, kwargs),), vc.n)
+    t._view = (chain + ((cls, kwargs, j),), vc.n)
 
 
 def _has_float64(arrays) -> bool:

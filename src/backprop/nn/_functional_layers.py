@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from backprop import random as _random
 from backprop.autograd.grad_mode import no_grad
 from backprop.errors import ShapeError
 from backprop.ops.elementwise import where
 from backprop.ops.linalg import einsum
-from backprop.ops.nn_ops import batch_norm_train
+from backprop.ops.nn_ops import batch_norm_train, dropout_mask
 from backprop.ops.reduction import mean
 from backprop.ops.shape import index_select, reshape
-from backprop.tensor import Tensor, _wrap
+from backprop.tensor import Tensor
 
 __all__ = ["batch_norm", "bilinear", "dropout", "dropout2d", "embedding", "layer_norm"]
 
@@ -34,10 +33,8 @@ def _check_p(op: str, p: float) -> None:
 
 def _apply_mask(input: Tensor, mask_shape: tuple, p: float, inplace: bool) -> Tensor:
     # Inverted dropout: keep with probability 1 - p and scale by 1/(1 - p), so the expectation
-    # is unchanged and evaluation needs no rescaling. p = 1 zeroes everything (no 1/0).
-    keep = _random.default_generator().random(mask_shape) >= p
-    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
-    mask = _wrap((keep * scale).astype(input.dtype), False, None, 0)
+    # is unchanged and evaluation needs no rescaling
+    mask = dropout_mask(mask_shape, p, input.dtype)
     return input.mul_(mask) if inplace else input * mask
 
 

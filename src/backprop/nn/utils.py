@@ -13,7 +13,8 @@ import numpy as np
 
 from backprop.autograd.grad_mode import no_grad
 from backprop.nn.module import Module
-from backprop.ops import abs, cat, reshape
+from backprop.ops import abs, cat, clamp, ne, norm, reshape, stack, to_dtype
+from backprop.ops import sum as sum_of
 from backprop.tensor import Tensor
 
 
@@ -21,9 +22,11 @@ def _tensors(parameters: Tensor | Iterable[Tensor]) -> list[Tensor]:
     return [parameters] if isinstance(parameters, Tensor) else list(parameters)
 
 
-def _vector_norm(x: np.ndarray, norm_type: float) -> np.ndarray:
-    """‖x‖_p over all elements, in x's dtype (inf: max |x|; 0: number of non-zeros)."""
-    return np.linalg.norm(x.ravel(), ord=norm_type)
+def _vector_norm(x: Tensor, norm_type: float) -> Tensor:
+    """‖x‖_p over all elements, in x's dtype (inf: max |x|; 0: number of non-zeros), as ops."""
+    if norm_type == 0:
+        return sum_of(to_dtype(ne(x, 0), x.dtype))
+    return norm(x, norm_type)
 
 
 def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
@@ -32,7 +35,8 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
 
     The total norm is the ``norm_type``-norm of all gradients together, as if concatenated into
     one vector; every gradient is multiplied by ``min(1, max_norm / (total_norm + 1e-6))``.
-    Parameters whose ``.grad`` is None are ignored.
+    Parameters whose ``.grad`` is None are ignored. Everything is computed with ops (no value
+    is read back into Python unless ``error_if_nonfinite``), so the op recorder sees it all.
 
     Args:
         parameters: a Tensor or an iterable of Tensors (``model.parameters()``).
@@ -58,19 +62,19 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
     if not grads:
         return Tensor(np.array(0.0, dtype=np.float32))
     dtype = np.result_type(*(g.data for g in grads))
-    norms = np.array([_vector_norm(g.data, norm_type) for g in grads], dtype=dtype)
-    total_norm = np.asarray(_vector_norm(norms, norm_type), dtype=dtype)
-    if error_if_nonfinite and not np.isfinite(total_norm):
-        raise RuntimeError(
-            f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
-            f"{total_norm}, so they cannot be clipped; set error_if_nonfinite=False to scale "
-            "them by the non-finite norm anyway"
-        )
-    clip_coef = np.minimum(max_norm / (total_norm + 1e-6), 1.0)
     with no_grad():
+        norms = stack([to_dtype(_vector_norm(g, norm_type), dtype) for g in grads])
+        total_norm = _vector_norm(norms, norm_type)
+        if error_if_nonfinite and not np.isfinite(total_norm.item()):
+            raise RuntimeError(
+                f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
+                f"{total_norm.item()}, so they cannot be clipped; set error_if_nonfinite=False "
+                "to scale them by the non-finite norm anyway"
+            )
+        clip_coef = clamp(max_norm / (total_norm + 1e-6), max=1.0)
         for g in grads:
             g.mul_(clip_coef)
-    return Tensor(total_norm)
+    return total_norm
 
 
 def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -> None:

@@ -49,6 +49,7 @@ from backprop.ops.logical import (
     one_hot,
 )
 from backprop.ops.nn_ops import log_softmax, softmax
+from backprop.ops.recurrent import unbind
 from backprop.ops.reduction import (
     amax,
     amin,
@@ -70,6 +71,7 @@ from backprop.ops.shape import (
     cat,
     chunk,
     concat,
+    diagonal,
     expand,
     flatten,
     flip,
@@ -78,24 +80,27 @@ from backprop.ops.shape import (
     index_add,
     index_put,
     index_select,
+    narrow,
     pad,
     permute,
     repeat,
     reshape,
     scatter_add,
+    select,
     split,
     squeeze,
     stack,
     sum_to,
     tile,
     transpose,
+    unflatten,
     unsqueeze,
     view,
 )
 
 __all__ = [
     "all", "any", "bitwise_and", "bitwise_not", "bitwise_or", "eq", "ge", "gt", "le",
-    "logical_not", "lt", "ne",
+    "logical_not", "lt", "ne", "diagonal", "narrow", "select", "unbind", "unflatten",
     "abs", "add", "amax", "amin", "argmax", "argmin", "broadcast_to", "cat", "chunk", "clamp",
     "clip", "clone", "concat", "cos", "cumsum", "div", "einsum", "elu", "erf", "exp", "expand",
     "flatten", "flip", "gather", "gelu", "getitem", "index_add", "index_put", "index_select",

@@ -123,3 +123,22 @@ def scatter_flat(values: np.ndarray, index: np.ndarray, size: int,
         return out.reshape(n, c, size)
     summed = np.bincount(flat, weights=values.ravel(), minlength=n * c * size)
     return summed.astype(values.dtype, copy=False).reshape(n, c, size)
+
+
+def diagonal_view(x: np.ndarray, offset: int, dim1: int, dim2: int) -> np.ndarray:
+    """A writable view of a diagonal (PyTorch's ``diagonal``: the other axes first, the diagonal
+    last). NumPy's own ``diagonal`` is read-only, so in-place changes could not reach ``x``."""
+    index = [slice(None)] * x.ndim
+    if offset >= 0:
+        index[dim2] = slice(offset, None)
+    else:
+        index[dim1] = slice(-offset, None)
+    sub = x[tuple(index)]
+    length = max(0, min(sub.shape[dim1], sub.shape[dim2]))
+    rest = [d for d in range(x.ndim) if d not in (dim1, dim2)]
+    return as_strided(
+        sub,
+        shape=tuple(sub.shape[d] for d in rest) + (length,),
+        strides=tuple(sub.strides[d] for d in rest) + (sub.strides[dim1] + sub.strides[dim2],),
+        writeable=x.flags.writeable,
+    )

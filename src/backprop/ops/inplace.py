@@ -170,10 +170,22 @@ class SetItemInplace(_InplaceKernel):
 
 
 def view_of(arr: np.ndarray, chain: tuple) -> np.ndarray:
-    """Replay a view recipe ((op, attrs), ...) on an array: the same region as a NumPy view."""
-    for cls, kwargs in chain:
+    """Replay a view recipe ((op, attrs, output index or None), ...) on an array: the same
+    region, as a NumPy view."""
+    for cls, kwargs, j in chain:
         arr = cls.forward(Context(), arr, **kwargs)
+        if j is not None:
+            arr = arr[j]
     return arr
+
+
+def apply_view(t: Tensor, chain: tuple) -> Tensor:
+    """Replay a view recipe on a Tensor with the view ops themselves (recorded when needed)."""
+    for cls, kwargs, j in chain:
+        t = cls.apply(t, **kwargs)
+        if j is not None:
+            t = t[j]
+    return t
 
 
 def refresh_view(t: Tensor, root: Tensor, chain: tuple) -> None:
@@ -181,9 +193,7 @@ def refresh_view(t: Tensor, root: Tensor, chain: tuple) -> None:
     recorders, _debug.recorders = _debug.recorders, None  # bookkeeping, not a step's work
     prev, _state.grad_enabled = _state.grad_enabled, True
     try:
-        v = root
-        for cls, kwargs in chain:
-            v = cls.apply(v, **kwargs)
+        v = apply_view(root, chain)
     finally:
         _debug.recorders, _state.grad_enabled = recorders, prev
     t._grad_fn, t._output_nr, t._requires_grad = v._grad_fn, v._output_nr, v._requires_grad
@@ -212,9 +222,7 @@ class CopySlices(Function):
             view_of(keep, ctx.chain)[...] = 0
             grad_base = grad_out * const(keep)
         if need_value:
-            grad_value = grad_out
-            for cls, kwargs in ctx.chain:
-                grad_value = cls.apply(grad_value, **kwargs)
+            grad_value = apply_view(grad_out, ctx.chain)
         return grad_base, grad_value
 
 

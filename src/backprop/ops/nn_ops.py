@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from backprop import random as _random
 from backprop.autograd.function import Function
 from backprop.autograd.grad_mode import _state
 from backprop.ops._util import norm_dim
@@ -302,3 +303,23 @@ from backprop.ops._util import const  # noqa: E402
 from backprop.ops.elementwise import clamp, exp, log, log1p  # noqa: E402
 from backprop.ops.reduction import mean, sum  # noqa: E402
 from backprop.ops.shape import reshape, unsqueeze  # noqa: E402
+
+
+class DropoutMask(Function):
+    """m = 1/(1 - p) where a uniform draw is ≥ p, else 0 (the inverted-dropout mask), shape
+    ``shape``; no inputs, no gradient. An op rather than a draw in Python so that the draw is
+    part of the recorded step: a replay draws again, from the same generator, in the same order.
+    """
+
+    sets_dtype = True
+
+    @staticmethod
+    def forward(ctx, shape=(), p=0.5, dtype=np.float32):
+        keep = _random.default_generator().random(shape) >= p
+        scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)  # p = 1 zeroes everything (no 1/0)
+        return (keep * scale).astype(dtype)
+
+
+def dropout_mask(shape: tuple, p: float, dtype) -> Tensor:
+    """A dropout mask drawn from ``backprop.random.default_generator()`` (see DropoutMask)."""
+    return DropoutMask.apply(shape=tuple(shape), p=float(p), dtype=np.dtype(dtype))

@@ -265,6 +265,8 @@ class Unbind(Function):
     """(y₀, ..., y_{T-1}) = (x[0], ..., x[T-1]);  ∂L/∂x = stack(∂L/∂y₀, ..., ∂L/∂y_{T-1}).
     One op for the whole sequence: T getitems would each scatter into a full-size zero array."""
 
+    is_view = True
+
     @staticmethod
     def forward(ctx, x):
         return tuple(x[t] for t in range(x.shape[0]))

@@ -12,6 +12,7 @@ import numpy as np
 
 from backprop.autograd.function import Function
 from backprop.errors import ShapeError
+from backprop.ops._strided import diagonal_view
 from backprop.ops._util import const, norm_dim, norm_dims
 from backprop.tensor import Tensor, _raw_index
 
@@ -100,6 +101,24 @@ def sum_to_array(x: np.ndarray, shape: tuple) -> np.ndarray:
     )
     y = np.add.reduce(x, axis=axes, keepdims=True) if axes else x
     return y.reshape(shape) if lead else y
+
+
+class Diagonal(Function):
+    """y = the diagonal of x over (dim1, dim2) at ``offset``, as the last dimension (a view);
+    ∂L/∂x = zeros with ∂L/∂y written on that diagonal."""
+
+    is_view = True
+
+    @staticmethod
+    def forward(ctx, x, offset=0, dim1=0, dim2=1):
+        ctx.x_shape = x.shape
+        return diagonal_view(x, offset, dim1, dim2)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        zeros = const(np.zeros(ctx.x_shape, dtype=grad_out.dtype))
+        attrs = {k: ctx._attrs[k] for k in ("offset", "dim1", "dim2") if k in ctx._attrs}
+        return CopySlices.apply(zeros, grad_out, chain=((Diagonal, attrs, None),))
 
 
 # --- indexing ---
@@ -439,6 +458,42 @@ def flatten(input, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     return reshape(input, shape[:s] + (math.prod(shape[s : e + 1]),) + shape[e + 1 :])
 
 
+def narrow(input, dim: int, start: int, length: int) -> Tensor:
+    """The ``length`` entries of ``dim`` from ``start`` on: a view, as PyTorch's ``narrow``."""
+    d = norm_dim("narrow", dim, input.ndim)
+    n = input.shape[d]
+    start = start + n if start < 0 else start
+    if not (0 <= start <= n and 0 <= length <= n - start):
+        raise IndexError(f"narrow: start {start} and length {length} do not fit in dim {dim} "
+                         f"of size {n}")
+    return getitem(input, (slice(None),) * d + (slice(start, start + length),))
+
+
+def select(input, dim: int, index: int) -> Tensor:
+    """Entry ``index`` of dimension ``dim`` (which disappears): a view, as PyTorch's ``select``."""
+    d = norm_dim("select", dim, input.ndim)
+    n = input.shape[d]
+    if not -n <= index < n:
+        raise IndexError(f"select: index {index} is out of range for dim {dim} of size {n}")
+    return getitem(input, (slice(None),) * d + (int(index),))
+
+
+def diagonal(input, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+    """The diagonal over ``dim1`` and ``dim2`` (shifted by ``offset``), as the last dimension:
+    a view, as PyTorch's ``diagonal``. Shape (n, n) -> (n,)."""
+    d1, d2 = norm_dim("diagonal", dim1, input.ndim), norm_dim("diagonal", dim2, input.ndim)
+    if d1 == d2:
+        raise ValueError(f"diagonal: dim1 and dim2 must differ, both are {dim1}")
+    return Diagonal.apply(input, offset=int(offset), dim1=d1, dim2=d2)
+
+
+def unflatten(input, dim: int, sizes) -> Tensor:
+    """Split dimension ``dim`` into ``sizes`` (one may be -1): a view when possible."""
+    d = norm_dim("unflatten", dim, input.ndim)
+    shape = input.shape
+    return reshape(input, shape[:d] + tuple(int(s) for s in sizes) + shape[d + 1 :])
+
+
 def getitem(input, index) -> Tensor:
     """``input[index]`` with NumPy's basic and advanced indexing; differentiable."""
     return GetItem.apply(input, index=_raw_index(index))
@@ -590,4 +645,5 @@ def repeat(input, *sizes) -> Tensor:
     return Tile.apply(input, reps=sizes)
 
 
+from backprop.ops.inplace import CopySlices  # noqa: E402
 from backprop.ops.reduction import sum  # noqa: E402

@@ -40,18 +40,22 @@ class Adadelta(Optimizer):
             self._check_range(name, group[name])
         self._check_range("rho", group["rho"], 0.0, 1.0, closed=True)
 
-    def _update(self, p: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
+    def _prepare(self, p: Tensor, state: dict, group: dict) -> tuple[tuple, dict]:
         lr, rho, eps, weight_decay = _floats(group, "lr", "rho", "eps", "weight_decay")
         if not state:
             state["step"] = 0
             state["square_avg"] = Tensor(np.zeros_like(p.data))
             state["acc_delta"] = Tensor(np.zeros_like(p.data))
         state["step"] += 1
+        return (state["square_avg"], state["acc_delta"]), dict(
+            lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
+
+    @staticmethod
+    def _rule(p, grad, v, u, *, lr, rho, eps, weight_decay) -> None:
         grad = _weight_decay(p, grad, lr, weight_decay)
-        v, u = state["square_avg"].data, state["acc_delta"].data
         v *= rho
         v += (1 - rho) * grad * grad
         delta = np.sqrt(u + eps) / np.sqrt(v + eps) * grad
         u *= rho
         u += (1 - rho) * delta * delta
-        p.add_(delta, alpha=-lr)
+        p += delta * -lr

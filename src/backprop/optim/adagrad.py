@@ -41,15 +41,18 @@ class Adagrad(Optimizer):
         for name in ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
             self._check_range(name, group[name])
 
-    def _update(self, p: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
+    def _prepare(self, p: Tensor, state: dict, group: dict) -> tuple[tuple, dict]:
         lr, lr_decay, weight_decay, eps = _floats(group, "lr", "lr_decay", "weight_decay", "eps")
         if not state:
             state["step"] = 0
             initial = float(group["initial_accumulator_value"])
             state["sum"] = Tensor(np.full_like(p.data, initial))
         state["step"] += 1
-        grad = _weight_decay(p, grad, lr, weight_decay)
         clr = lr / (1 + (state["step"] - 1) * lr_decay)
-        s = state["sum"].data
+        return (state["sum"],), dict(lr=lr, clr=clr, weight_decay=weight_decay, eps=eps)
+
+    @staticmethod
+    def _rule(p, grad, s, *, lr, clr, weight_decay, eps) -> None:
+        grad = _weight_decay(p, grad, lr, weight_decay)
         s += grad * grad
-        p.add_(-clr * grad / (np.sqrt(s) + eps))
+        p += -clr * grad / (np.sqrt(s) + eps)

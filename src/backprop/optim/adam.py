@@ -55,29 +55,36 @@ class Adam(Optimizer):
             self._check_range(name, group[name])
         self._check_betas(group["betas"])
 
-    def _update(self, p: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
+    def _prepare(self, p: Tensor, state: dict, group: dict) -> tuple[tuple, dict]:
         lr, eps, weight_decay = _floats(group, "lr", "eps", "weight_decay")
         beta1, beta2 = (float(b) for b in group["betas"])
         if not state:
             state["step"] = 0
             state["exp_avg"] = Tensor(np.zeros_like(p.data))
             state["exp_avg_sq"] = Tensor(np.zeros_like(p.data))
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = Tensor(np.zeros_like(p.data))
         state["step"] += 1
-        step = state["step"]
-        grad = _weight_decay(p, grad, lr, weight_decay, group["decoupled_weight_decay"])
-        m, v = state["exp_avg"].data, state["exp_avg_sq"].data
+        buffers = (state["exp_avg"], state["exp_avg_sq"])
+        if group["amsgrad"]:
+            buffers += (state["max_exp_avg_sq"],)
+        return buffers, dict(lr=lr, eps=eps, weight_decay=weight_decay, beta1=beta1,
+                             beta2=beta2, step=state["step"],
+                             decoupled=bool(group["decoupled_weight_decay"]))
+
+    @staticmethod
+    def _rule(p, grad, m, v, v_max=None, *, lr, eps, weight_decay, beta1, beta2, step,
+              decoupled) -> None:
+        grad = _weight_decay(p, grad, lr, weight_decay, decoupled)
         m += (grad - m) * (1 - beta1)  # PyTorch's lerp form of β₁ m + (1 - β₁) g
         v *= beta2
         v += (1 - beta2) * grad * grad
-        if group["amsgrad"]:
-            if "max_exp_avg_sq" not in state:
-                state["max_exp_avg_sq"] = Tensor(np.zeros_like(p.data))
-            v_max = state["max_exp_avg_sq"].data
+        if v_max is not None:  # amsgrad
             np.maximum(v_max, v, out=v_max)
             v = v_max
         step_size = lr / (1 - beta1**step)
         denom = np.sqrt(v) / (1 - beta2**step) ** 0.5 + eps
-        p.add_(-step_size * m / denom)
+        p += -step_size * m / denom
 
 
 class AdamW(Adam):

@@ -48,7 +48,7 @@ class NAdam(Optimizer):
             self._check_range(name, group[name])
         self._check_betas(group["betas"])
 
-    def _update(self, p: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
+    def _prepare(self, p: Tensor, state: dict, group: dict) -> tuple[tuple, dict]:
         lr, eps, weight_decay, psi = _floats(group, "lr", "eps", "weight_decay",
                                              "momentum_decay")
         beta1, beta2 = (float(b) for b in group["betas"])
@@ -59,14 +59,21 @@ class NAdam(Optimizer):
             state["exp_avg_sq"] = Tensor(np.zeros_like(p.data))
         state["step"] += 1
         step = state["step"]
-        grad = _weight_decay(p, grad, lr, weight_decay, group["decoupled_weight_decay"])
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * psi))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi))
         mu_product = state["mu_product"] = state["mu_product"] * mu
-        m, v = state["exp_avg"].data, state["exp_avg_sq"].data
+        return (state["exp_avg"], state["exp_avg_sq"]), dict(
+            lr=lr, eps=eps, weight_decay=weight_decay, beta1=beta1, beta2=beta2, step=step,
+            mu=mu, mu_next=mu_next, mu_product=mu_product,
+            decoupled=bool(group["decoupled_weight_decay"]))
+
+    @staticmethod
+    def _rule(p, grad, m, v, *, lr, eps, weight_decay, beta1, beta2, step, mu, mu_next,
+              mu_product, decoupled) -> None:
+        grad = _weight_decay(p, grad, lr, weight_decay, decoupled)
         m += (grad - m) * (1 - beta1)  # PyTorch's lerp form of β₁ m + (1 - β₁) g
         v *= beta2
         v += (1 - beta2) * grad * grad
         denom = np.sqrt(v / (1 - beta2**step)) + eps
-        p.add_(-lr * (1.0 - mu) / (1.0 - mu_product) * grad / denom)
-        p.add_(-lr * mu_next / (1.0 - mu_product * mu_next) * m / denom)
+        p += -lr * (1.0 - mu) / (1.0 - mu_product) * grad / denom
+        p += -lr * mu_next / (1.0 - mu_product * mu_next) * m / denom

@@ -2,13 +2,15 @@
 
 An optimizer holds ``param_groups`` (a list of dicts: ``"params"`` plus that group's
 hyperparameters) and ``state`` (a dict keyed by the parameter Tensor itself; Tensors hash by
-identity). ``step()`` calls the subclass's ``_update`` once for every parameter that has a
-gradient, under ``no_grad``. Conventions the subclasses share:
+identity). ``step()`` updates every parameter that has a gradient, under ``no_grad``, each with
+one ``ParamUpdate`` op. Conventions the subclasses share:
 
-- State buffers are Tensors, allocated at a parameter's first step and updated through their
-  arrays with NumPy's in-place operators.
-- The parameter itself changes only through Tensor in-place ops (``p.add_``, ``p.mul_``), so its
-  version counter moves, as in PyTorch: a graph that saved the old value refuses to backprop.
+- ``_prepare(p, state, group)`` allocates the state buffers (Tensors) at a parameter's first
+  step, advances counters, and returns the buffers the update changes and the hyperparameters;
+  ``_rule(p, grad, *buffers, **hyper)`` is the update itself, NumPy in place on the arrays.
+- The update is one op through ``Function.apply``: the parameter's and the buffers' version
+  counters move, as in PyTorch (a graph that saved the old value refuses to backprop), and the
+  op recorder sees it, with every hyperparameter among its attributes.
 - Hyperparameters are read as Python floats: a NumPy float64 scalar would promote a float32
   array to float64 (NEP 50), a Python float never does.
 - The arithmetic follows PyTorch's single-tensor (``foreach=False``) code, operation by
@@ -23,6 +25,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from backprop.autograd.function import Function
 from backprop.autograd.grad_mode import enable_grad, no_grad
 from backprop.tensor import Tensor
 
@@ -32,9 +35,9 @@ def _floats(group: dict, *names: str) -> tuple[float, ...]:
     return tuple(float(group[name]) for name in names)
 
 
-def _weight_decay(p: Tensor, grad: np.ndarray, lr: float, weight_decay: float,
+def _weight_decay(p: np.ndarray, grad: np.ndarray, lr: float, weight_decay: float,
                   decoupled: bool = False) -> np.ndarray:
-    """Apply weight decay for one parameter; returns the gradient to use.
+    """Apply weight decay for one parameter (arrays); returns the gradient to use.
 
     Coupled (L2, PyTorch's default): the gradient becomes grad + weight_decay·p. Decoupled (AdamW,
     Loshchilov & Hutter): p shrinks in place by 1 - lr·weight_decay and the gradient is unchanged.
@@ -43,9 +46,24 @@ def _weight_decay(p: Tensor, grad: np.ndarray, lr: float, weight_decay: float,
     if weight_decay == 0:
         return grad
     if decoupled:
-        p.mul_(1 - lr * weight_decay)
+        p *= 1 - lr * weight_decay
         return grad
-    return grad + weight_decay * p.data
+    return grad + weight_decay * p
+
+
+class ParamUpdate(Function):
+    """One optimizer update of one parameter, in place, as one op: ``rule(p, grad, *state)``
+    on the arrays changes p and the first ``n_state`` state arrays (the optimizer's buffers).
+    Under ``maximize`` the rule sees -grad. No gradient: it runs under ``no_grad``."""
+
+    inplace = True
+
+    @staticmethod
+    def forward(ctx, p, grad, *state, rule=None, n_state=0, maximize=False, **hyper):
+        rule(p, -grad if maximize else grad, *state, **hyper)
+        changed = (p,) + tuple(s for s in state[:n_state] if s is not None)
+        ctx.mark_dirty(*changed)
+        return changed
 
 
 def _copy_state_value(value, like: Tensor | None = None):
@@ -73,9 +91,10 @@ class Optimizer:
         state: dict from parameter Tensor to that parameter's state dict (empty until the
             parameter's first step).
 
-    A subclass defines ``_update(p, grad, state, group)``, the update of one parameter (``grad``
-    is the gradient array, already negated under ``maximize``), and ``_check_group(group)``,
-    which validates hyperparameters (it runs for every group added).
+    A subclass defines ``_prepare(p, state, group)`` (state buffers and hyperparameters for one
+    parameter's step), ``_rule(p, grad, *buffers, **hyper)`` (the update on arrays; ``grad`` is
+    already negated under ``maximize``) and ``_check_group(group)``, which validates
+    hyperparameters (it runs for every group added).
 
     Example:
         >>> import backprop as bp
@@ -205,16 +224,26 @@ class Optimizer:
                 loss = closure()
         with no_grad():
             for group in self.param_groups:
-                maximize = group.get("maximize", False)
                 for p in group["params"]:
                     if p.grad is not None:
-                        grad = -p.grad.data if maximize else p.grad.data
-                        self._update(p, grad, self.state[p], group)
+                        self._step_param(p, self.state[p], group)
         return loss
 
-    def _update(self, p: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
-        """Update one parameter in place (``grad`` must not be written to)."""
-        raise NotImplementedError(f"{type(self).__name__} must define _update()")
+    def _step_param(self, p: Tensor, state: dict, group: dict, *extra) -> None:
+        """One parameter's update as one op; ``extra`` inputs are read, not changed."""
+        buffers, hyper = self._prepare(p, state, group)
+        ParamUpdate.apply(p, p.grad, *buffers, *extra, rule=self._rule, n_state=len(buffers),
+                          maximize=bool(group.get("maximize", False)), **hyper)
+
+    def _prepare(self, p: Tensor, state: dict, group: dict) -> tuple[tuple, dict]:
+        """Allocate or advance ``state`` for one step of ``p``; return the state Tensors the
+        update changes and the hyperparameters (Python floats) the rule takes."""
+        raise NotImplementedError(f"{type(self).__name__} must define _prepare() and _rule()")
+
+    @staticmethod
+    def _rule(p: np.ndarray, grad: np.ndarray, *buffers, **hyper) -> None:
+        """Update ``p`` (and the buffers) in place; ``grad`` must not be written to."""
+        raise NotImplementedError("an optimizer must define _rule()")
 
     # --- checkpoints ---
     def state_dict(self) -> dict:

@@ -43,32 +43,37 @@ class RMSprop(Optimizer):
             self._check_range(name, group[name])
         self._check_range("alpha", group["alpha"], 0.0, 1.0, closed=True)
 
-    def _update(self, p: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
+    def _prepare(self, p: Tensor, state: dict, group: dict) -> tuple[tuple, dict]:
         lr, alpha, eps, weight_decay, momentum = _floats(
             group, "lr", "alpha", "eps", "weight_decay", "momentum")
         if not state:
             state["step"] = 0
             state["square_avg"] = Tensor(np.zeros_like(p.data))
-            if momentum > 0:
-                state["momentum_buffer"] = Tensor(np.zeros_like(p.data))
-            if group["centered"]:
-                state["grad_avg"] = Tensor(np.zeros_like(p.data))
+        if momentum > 0 and "momentum_buffer" not in state:
+            state["momentum_buffer"] = Tensor(np.zeros_like(p.data))
+        if group["centered"] and "grad_avg" not in state:
+            state["grad_avg"] = Tensor(np.zeros_like(p.data))
         state["step"] += 1
+        buffers = (state["square_avg"],
+                   state["momentum_buffer"] if momentum > 0 else None,
+                   state["grad_avg"] if group["centered"] else None)
+        return buffers, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                             momentum=momentum)
+
+    @staticmethod
+    def _rule(p, grad, v, buf, g_avg, *, lr, alpha, eps, weight_decay, momentum) -> None:
         grad = _weight_decay(p, grad, lr, weight_decay)
-        v = state["square_avg"].data
         v *= alpha
         v += (1 - alpha) * grad * grad
-        if group["centered"]:
-            g_avg = state["grad_avg"].data
+        if g_avg is not None:  # centered
             g_avg += (grad - g_avg) * (1 - alpha)  # PyTorch's lerp form
             avg = np.sqrt(v - g_avg * g_avg)
         else:
             avg = np.sqrt(v)
         avg += eps
-        if momentum > 0:
-            buf = state["momentum_buffer"].data
+        if buf is not None:  # momentum
             buf *= momentum
             buf += grad / avg
-            p.add_(buf, alpha=-lr)
+            p += buf * -lr
         else:
-            p.add_(-lr * grad / avg)
+            p += -lr * grad / avg

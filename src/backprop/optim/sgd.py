@@ -55,18 +55,28 @@ class SGD(Optimizer):
             raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0, got "
                              f"momentum={group['momentum']!r}, dampening={group['dampening']!r}")
 
-    def _update(self, p: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
+    def _prepare(self, p: Tensor, state: dict, group: dict) -> tuple[tuple, dict]:
         lr, momentum, dampening, weight_decay = _floats(
             group, "lr", "momentum", "dampening", "weight_decay")
+        hyper = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                     nesterov=bool(group["nesterov"]))
+        if momentum == 0:
+            return (), hyper
+        hyper["first"] = "momentum_buffer" not in state
+        if hyper["first"]:
+            state["momentum_buffer"] = Tensor(np.zeros_like(p.data))  # the rule fills it
+        return (state["momentum_buffer"],), hyper
+
+    @staticmethod
+    def _rule(p, grad, buf=None, *, lr, momentum, dampening, weight_decay, nesterov,
+              first=False) -> None:
         grad = _weight_decay(p, grad, lr, weight_decay)
         if momentum != 0:
-            if "momentum_buffer" not in state:
-                state["momentum_buffer"] = Tensor(grad.copy())
+            if first:  # PyTorch's rule: the buffer starts as the first gradient, undamped
+                buf[...] = grad
             else:
-                buf = state["momentum_buffer"].data
                 buf *= momentum
                 # (1 - 0)·g is g exactly: skip the extra pass over the parameters when undamped
                 buf += grad if dampening == 0 else (1 - dampening) * grad
-            buf = state["momentum_buffer"].data
-            grad = grad + momentum * buf if group["nesterov"] else buf
-        p.add_(grad, alpha=-lr)
+            grad = grad + momentum * buf if nesterov else buf
+        p += grad * -lr

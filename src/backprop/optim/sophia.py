@@ -206,11 +206,12 @@ class Sophia(Optimizer):
             for group in self.param_groups:
                 for p in group["params"]:
                     if p.grad is not None:
-                        self._update(p, p.grad.data, self.state[p], group, estimates.get(id(p)))
+                        h_hat = estimates.get(id(p))
+                        self._step_param(p, self.state[p], group,
+                                         None if h_hat is None else Tensor(h_hat))
         return output
 
-    def _update(self, p: Tensor, grad: np.ndarray, state: dict, group: dict,
-                h_hat: np.ndarray | None = None) -> None:
+    def _prepare(self, p: Tensor, state: dict, group: dict) -> tuple[tuple, dict]:
         lr, rho, weight_decay, eps = _floats(group, "lr", "rho", "weight_decay", "eps")
         beta1, beta2 = (float(b) for b in group["betas"])
         if not state:
@@ -218,12 +219,16 @@ class Sophia(Optimizer):
             state["exp_avg"] = Tensor(np.zeros_like(p.data))
             state["hessian"] = Tensor(np.zeros_like(p.data))
         state["step"] += 1
-        m, h = state["exp_avg"].data, state["hessian"].data
+        return (state["exp_avg"], state["hessian"]), dict(
+            lr=lr, rho=rho, weight_decay=weight_decay, eps=eps, beta1=beta1, beta2=beta2)
+
+    @staticmethod
+    def _rule(p, grad, m, h, h_hat=None, *, lr, rho, weight_decay, eps, beta1, beta2) -> None:
         m *= beta1
         m += (1 - beta1) * grad
-        if h_hat is not None:
+        if h_hat is not None:  # a refresh step
             h *= beta2
             h += (1 - beta2) * h_hat
         _weight_decay(p, grad, lr, weight_decay, decoupled=True)
         ratio = np.clip(m / np.maximum(rho * h, eps), -1.0, 1.0)
-        p.add_(ratio, alpha=-lr)
+        p += ratio * -lr
