@@ -75,15 +75,9 @@ def _check_can_require_grad(arr: np.ndarray) -> None:
 _new = object.__new__
 
 
-class _Version:
-    """A version counter, shared by a tensor, its views and its ``detach()``ed copies: the one
-    memory has one history of in-place changes. ``op`` names the latest change, for errors."""
-
-    __slots__ = ("n", "op")
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.op = None
+# A version counter is a list [count, name of the latest in-place op], shared by a tensor, its
+# views and its detach()ed copies: one memory, one history of in-place changes. A list, not an
+# object: one is made for most tensors that a node saves, and a list literal costs the least.
 
 
 def _wrap(data: np.ndarray, requires_grad: bool, grad_fn, output_nr: int) -> Tensor:
@@ -170,15 +164,15 @@ class Tensor:
     def _version(self) -> int:
         """How many in-place changes the tensor's memory has seen (shared with its views)."""
         vc = self._vc
-        return 0 if vc is None else vc.n
+        return 0 if vc is None else vc[0]
 
     def _bump(self, op: str) -> None:
         """Count an in-place change made by ``op``."""
         vc = self._vc
         if vc is None:
-            vc = self._vc = _Version()
-        vc.n += 1
-        vc.op = op
+            vc = self._vc = [0, None]
+        vc[0] += 1
+        vc[1] = op
 
     def _is_view(self) -> bool:
         """True if this tensor is a view of another tensor's memory (PyTorch's ``_is_view``)."""
@@ -194,7 +188,7 @@ class Tensor:
         """
         root = self._base
         chain, version = self._view
-        now = root._vc.n
+        now = root._vc[0]
         if now == version:
             return
         _inplace.refresh_view(self, root, chain)
@@ -351,6 +345,7 @@ class Tensor:
         else:
             if node._hooks is None:
                 node._hooks = {}
+            node._hooked = True
             hooks = node._hooks.setdefault(self._output_nr, [])
         hooks.append(hook)
         return _RemovableHandle(hooks, hook)
@@ -381,6 +376,7 @@ class Tensor:
         if node is not None:
             if node._retain is None:
                 node._retain = {}
+            node._hooked = True
             node._retain[self._output_nr] = weakref.ref(self)
 
     @property
@@ -409,7 +405,7 @@ class Tensor:
         t = _wrap(self.data, False, None, 0)
         vc = self._vc
         if vc is None:
-            vc = self._vc = _Version()
+            vc = self._vc = [0, None]
         t._vc = vc
         return t
 

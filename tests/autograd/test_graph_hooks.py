@@ -232,10 +232,11 @@ def test_record_of_a_training_step_holds_backward_kernels_and_optimizer_updates(
     # the forward, then the backward kernels, then clipping and the updates
     assert phases.index("backward") > [r.op for r in ops].index("NLLLoss")
     assert [r.op for r in ops if r.op == "mul_"] == ["mul_"] * 4  # clipping, one per gradient
-    updates = [r for r in ops if r.op == "ParamUpdate"]
-    assert [u.outputs[0] for u in updates] == list(model.parameters())
-    assert all(u.inplace and u.attrs["lr"] == 0.1 for u in updates)
-    assert ops[-1].op == "ParamUpdate"
+    (update,) = [r for r in ops if r.op == "ParamUpdate"]  # one op for the param group
+    params = list(model.parameters())
+    assert [t for t in update.outputs if any(t is p for p in params)] == params
+    assert update.inplace and all(h["lr"] == 0.1 for h in update.attrs["hypers"])
+    assert ops[-1] is update
 
 
 def test_nothing_is_recorded_outside_the_context():

@@ -24,7 +24,7 @@ No recursion anywhere, so depth is limited by memory, never by Python's recursio
 from __future__ import annotations
 
 import heapq
-import itertools
+from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
@@ -58,7 +58,6 @@ class GraphTask:
 
 
 _tasks: list[GraphTask] = []
-_tiebreak = itertools.count()
 
 
 def _as_tuple(x) -> tuple:
@@ -184,10 +183,16 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
                 seen.add(fn)
                 stack.append(fn)
 
+    # ready nodes: AccumulateGrad ones first, in the order they became ready; then the others,
+    # the most recently created first (sequence numbers are unique: no ties in the heap)
+    accs = deque()
     ready = []
     for node in dict.fromkeys(root_nodes):
         if node not in deps:
-            heapq.heappush(ready, (-node._seq, next(_tiebreak), node))
+            if node._fn is None:
+                accs.append(node)
+            else:
+                heapq.heappush(ready, (-node._seq, node))
     observers = _debug.observers
     prev_mode = _state.grad_enabled
     prev_phase = _debug.in_backward
@@ -195,15 +200,17 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
     _debug.in_backward = True
     _tasks.append(task)
     try:
-        while ready:
-            node = heapq.heappop(ready)[2]
+        adds = accumulate or capture is None
+        while accs or ready:
+            node = accs.popleft() if accs else heapq.heappop(ready)[1]
             out_grads = buffers.pop(node, None)
             if node._fn is None:  # AccumulateGrad
-                g = out_grads[0] if out_grads is not None else None
-                adds = accumulate or capture is None
-                g = _run_accumulate(node, g, task, targets, captured if capture else None,
-                                    adds, create_graph, handed, useful)
-                if observers and g is not None and adds:  # grad() captures, never adds
+                if out_grads is None or out_grads[0] is None:
+                    continue
+                g = _run_accumulate(node, out_grads[0], targets,
+                                    captured if capture is not None else None, adds,
+                                    create_graph, handed)
+                if observers and adds:  # grad() captures, never adds
                     _observe(observers, node, (g,), ())
                 continue
             n_in = len(node._next)
@@ -211,16 +218,17 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
             if out_grads is None:  # no gradient arrived (e.g. a custom rule returned None)
                 in_grads = (None,) * n_in
             else:
-                if node._hooks or node._retain:
+                hooked = node._hooked
+                if hooked:
                     _run_tensor_hooks(node, out_grads, create_graph)
                 if capture is not None and node in targets:
                     for output_nr, k in targets[node]:
                         captured[k] = out_grads[output_nr]
                 if runs:
-                    if node._pre_hooks:
+                    if hooked and node._pre_hooks:
                         out_grads = _run_pre_hooks(node._pre_hooks, out_grads)
                     in_grads = _call_backward(node, out_grads, n_in)
-                    if node._post_hooks:
+                    if hooked and node._post_hooks:
                         in_grads = _run_post_hooks(node, in_grads, out_grads)
                     if observers:
                         _observe(observers, node, tuple(out_grads), in_grads)
@@ -251,7 +259,10 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
                 left = deps[fn] - 1
                 deps[fn] = left
                 if left == 0:
-                    heapq.heappush(ready, (-fn._seq, next(_tiebreak), fn))
+                    if fn._fn is None:
+                        accs.append(fn)
+                    else:
+                        heapq.heappush(ready, (-fn._seq, fn))
         callbacks = task.callbacks
         while callbacks:
             callbacks.pop(0)()
@@ -269,10 +280,8 @@ def _executes(node, useful: dict) -> bool:
     return any(e is not None and e[0] is not None and useful.get(e[0]) for e in node._next)
 
 
-def _run_accumulate(node: AccumulateGrad, g, task, targets, captured, accumulate, create_graph,
-                    handed, useful):
-    if g is None:
-        return None
+def _run_accumulate(node: AccumulateGrad, g, targets, captured, accumulate, create_graph,
+                    handed):
     if node._tensor_hooks:
         for hook in tuple(node._tensor_hooks):
             new = hook(g)
@@ -314,7 +323,8 @@ def _finish_leaf(leaf: Tensor, g: Tensor, create_graph: bool, handed: set) -> No
         # several inputs, and the seed belongs to the caller. .grad must own its memory, since
         # clipping and optimizers update it in place.
         if id(arr) in handed or arr.base is not None or not arr.flags.writeable:
-            g = _clone(g)
+            # a copy: an op when the step is being recorded, else just NumPy
+            g = _clone(g) if _debug.recorders else _wrap(arr.copy(), False, None, 0)
         handed.add(id(g.data))
         if g._requires_grad or g._grad_fn is not None:
             g = g.detach()
@@ -322,8 +332,11 @@ def _finish_leaf(leaf: Tensor, g: Tensor, create_graph: bool, handed: set) -> No
         leaf.grad = g
     elif create_graph or leaf.grad._grad_fn is not None:
         leaf.grad = leaf.grad + g
-    else:
+    elif _debug.recorders:  # a recorded step: the accumulation is an op
         _inplace.AddInplace.apply(leaf.grad, g)
+    else:
+        np.add(leaf.grad.data, g.data, out=leaf.grad.data)
+        leaf.grad._bump("AccumulateGrad")
 
 
 def _run_tensor_hooks(node, out_grads: list, create_graph: bool) -> None:
@@ -424,7 +437,9 @@ def _fix_shape(node, index: int, shape: tuple, g: Tensor) -> Tensor:
     except ValueError:
         expandable = False
     if expandable:
-        return _shape_ops.sum_to(g, shape)
+        if _state.grad_enabled or _debug.recorders:  # create_graph, or a recorded step: an op
+            return _shape_ops.sum_to(g, shape)
+        return _wrap(_shape_ops.sum_to_array(g.data, shape), False, None, 0)
     raise RuntimeError(
         f"{node._fn.__name__}.backward returned a gradient of shape {g.shape} for input {index}, "
         f"whose shape is {tuple(shape)}; a gradient must have its input's shape (or a shape the "
@@ -437,12 +452,13 @@ def _release(node) -> None:
     if node._saved is not None:
         node._saved = None
         node._released = True
-    attrs = node.__dict__
-    arrays = [k for k, v in attrs.items() if type(v) is np.ndarray]
-    if arrays:
-        for k in arrays:
-            del attrs[k]
-        node._released = True
+    d = node.__dict__
+    if d:  # the op's own attributes (and rare engine flags): drop the arrays among them
+        arrays = [k for k, v in d.items() if type(v) is np.ndarray]
+        if arrays:
+            for k in arrays:
+                del d[k]
+            node._released = True
 
 
 def _clone(g: Tensor) -> Tensor:

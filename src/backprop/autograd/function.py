@@ -46,7 +46,7 @@ import numpy as np
 
 from backprop.autograd.grad_mode import _debug, _state, no_grad
 from backprop.errors import ShapeError
-from backprop.tensor import Tensor, _RemovableHandle, _Version, _wrap
+from backprop.tensor import Tensor, _RemovableHandle, _wrap
 
 _registry: dict[str, type[Function]] = {}
 """Every built-in op (a Function defined in ``backprop.ops``) by class name; tests check it."""
@@ -74,25 +74,24 @@ class Context:
     ``register_prehook``.
     """
 
-    # Class-level defaults keep node creation cheap: an instance only gets what it sets.
-    _fn = None
-    _next = ()  # per positional input: (node | None, output_nr, shape, dtype), or None
+    # What every recorded node has lives in slots (set by apply); the rest are class-level
+    # defaults that an instance only overrides when it needs to, in its __dict__, next to the
+    # attributes the op's forward sets (which backward frees if they are arrays).
+    # _next: per positional input, (node | None, output_nr, shape, dtype), or None.
+    __slots__ = ("needs_input_grad", "_next", "_fn", "_attrs", "_seq", "_out_meta", "_saved",
+                 "__dict__", "__weakref__")
     _consts = None  # {input index: value} for positional inputs that are not Tensors
-    _attrs = {}  # read-only default; apply sets the call's own keyword dict
-    _seq = 0
     _to_save = ()
-    _saved = None
     _released = False
+    _hooked = False  # any of the four below is set: the engine checks this one flag
     _hooks = None  # {output_nr: [hook, ...]} from Tensor.register_hook on a non-leaf output
     _retain = None  # {output_nr: weakref to the output Tensor} from retain_grad()
     _pre_hooks = None  # grad_fn.register_prehook: hook(grad_outputs)
     _post_hooks = None  # grad_fn.register_hook: hook(grad_inputs, grad_outputs)
     _trace = None  # creation stack, recorded only under detect_anomaly()
     _n_out = 1
-    _out_meta = ()
     _dirty = ()
     _non_diff = ()
-    needs_input_grad = ()
 
     def save_for_backward(self, *arrays) -> None:
         """Keep inputs or outputs of ``forward`` (ndarrays) for ``backward``.
@@ -117,7 +116,7 @@ class Context:
     @property
     def saved_tensors(self) -> tuple:
         """The values saved by ``save_for_backward``, as Tensors (non-arrays are returned as is)."""
-        saved = self._saved
+        saved = getattr(self, "_saved", None)
         if saved is None:
             if self._released:
                 raise RuntimeError(
@@ -126,15 +125,15 @@ class Context:
                     "the first backward() (or autograd.grad()) to keep them."
                 )
             return ()
-        return tuple(_unpack(self, entry) for entry in saved)
+        return tuple([_unpack(self, entry) for entry in saved])
 
-    def _raise_modified(self, what: str, shape, vc: _Version, expected: int) -> None:
+    def _raise_modified(self, what: str, shape, vc: list, expected: int) -> None:
         where = _format_trace(self._trace)
-        by = f" ({vc.op})" if vc.op else ""
+        by = f" ({vc[1]})" if vc[1] else ""
         raise RuntimeError(
             f"{self.name()}: one of the tensors it saved for the gradient ({what}, shape "
             f"{tuple(shape)}) was modified by an in-place operation{by}: it is at version "
-            f"{vc.n}, but {self.name()} saved it at version {expected}. Use an out-of-place "
+            f"{vc[0]}, but {self.name()} saved it at version {expected}. Use an out-of-place "
             f"op, or .clone() the tensor before changing it in place.{where}"
         )
 
@@ -184,12 +183,14 @@ class Context:
         return (a tuple, one entry per input) replaces the gradients passed on."""
         if self._post_hooks is None:
             self._post_hooks = []
+        self._hooked = True
         self._post_hooks.append(hook)
         return _RemovableHandle(self._post_hooks, hook)
 
     def register_prehook(self, hook) -> _RemovableHandle:
         """Call ``hook(grad_outputs)`` before this node's backward runs; a non-None return (a
         tuple, one entry per output) replaces the gradients it receives."""
+        self._hooked = True
         if self._pre_hooks is None:
             self._pre_hooks = []
         self._pre_hooks.append(hook)
@@ -316,11 +317,13 @@ class Function:
     sets_dtype = False
     is_view = False
     label: str = "Function"
+    _builtin = False  # backprop's own ops: their wrappers never pass a Tensor as a keyword
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         if "label" not in cls.__dict__:
             cls.label = cls.__name__
+        cls._builtin = cls.__module__.startswith("backprop.")
         if cls.__module__.startswith("backprop.ops.") and not cls.__name__.startswith("_"):
             _registry[cls.__name__] = cls
 
@@ -336,10 +339,12 @@ class Function:
     def apply(cls, *args, **kwargs):
         """Run the op on Tensors (and plain values) and record it in the graph when needed."""
         # This runs for every op of every step, forward and backward: keep it lean.
-        if kwargs:
-            _check_keywords(cls, kwargs)
+        if kwargs and not cls._builtin:
+            for v in kwargs.values():
+                if isinstance(v, Tensor):
+                    _refuse_keyword(cls, kwargs)
         arrays = []
-        record = False
+        record = consts = False
         for a in args:
             if isinstance(a, Tensor):
                 if a._base is not None:
@@ -347,28 +352,33 @@ class Function:
                 arrays.append(a.data)
                 if a._requires_grad:
                     record = True
-            elif isinstance(a, np.generic) or (type(a) is np.ndarray and a.ndim == 0):
-                # NumPy scalars and 0-d arrays count as Python numbers (PyTorch's weak scalars):
-                # under NEP 50 an np.float64 would silently turn a float32 result into float64
-                arrays.append(a.item())
             else:
+                consts = True
+                if isinstance(a, np.generic) or (type(a) is np.ndarray and a.ndim == 0):
+                    # NumPy scalars and 0-d arrays count as Python numbers (PyTorch's weak
+                    # scalars): under NEP 50 an np.float64 would make a float32 result float64
+                    a = a.item()
                 arrays.append(a)
         ctx = Context()
         if record:
-            ctx.needs_input_grad = needs = tuple(
-                [isinstance(a, Tensor) and a._requires_grad for a in args])
-            record = _state.grad_enabled
-            if record:
-                ctx._next = _edges(args, needs)
+            if _state.grad_enabled:
+                ctx._next, ctx.needs_input_grad = _edges(args)
+            else:
+                record = False
+                ctx.needs_input_grad = tuple(
+                    [isinstance(a, Tensor) and a._requires_grad for a in args])
         else:
-            ctx.needs_input_grad = (False,) * len(args)
+            n = len(args)
+            ctx.needs_input_grad = _NO_GRAD[n] if n < 8 else (False,) * n
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
         except ValueError as e:
             if cls.broadcasts and not isinstance(e, ShapeError):  # keep an op's own message
                 _check_broadcast(cls, arrays)
             raise e
-        if type(out) is tuple or ctx._dirty or cls.is_view:
+        if ctx._dirty:
+            result = _changed_inputs(cls, ctx, args, arrays, out, record, kwargs)
+        elif type(out) is tuple:
             result = _wrap_outputs(cls, ctx, args, arrays, out, record, kwargs)
         else:
             raw = out
@@ -394,11 +404,18 @@ class Function:
                 if _debug.anomaly:
                     ctx._trace = traceback.extract_stack()[:-1]
                 result = _wrap(out, True, ctx, 0)
-                if ctx._to_save:
-                    ctx._saved = _pack_saved(ctx, args, arrays, (out,), (raw,), (result,))
-                _keep_consts(ctx, args)
-            if shared:
-                _share_version(result, out, args, arrays)
+                ctx._saved = _pack_saved(ctx, args, arrays, (out,), (raw,), (result,)) \
+                    if ctx._to_save else None
+                if consts:
+                    _keep_consts(ctx, args)
+            if shared and (record or not _debug.in_backward):
+                # (a first-order backward's own temporaries need no view bookkeeping: nothing
+                # saves them and no user code holds them)
+                x = args[0] if args else None
+                if cls.is_view and isinstance(x, Tensor) and _shares(out, arrays[0]):
+                    _make_view(result, x, cls, kwargs, None)
+                else:
+                    _share_version(result, out, args, arrays)
         if _debug.recorders:
             _record(cls, args, kwargs, result)
         return result
@@ -408,7 +425,10 @@ _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 
 
-def _check_keywords(cls, kwargs) -> None:
+_NO_GRAD = [(False,) * n for n in range(8)]
+
+
+def _refuse_keyword(cls, kwargs) -> None:
     for name, v in kwargs.items():
         if isinstance(v, Tensor):
             raise TypeError(
@@ -418,38 +438,44 @@ def _check_keywords(cls, kwargs) -> None:
             )
 
 
-def _edges(args, needs) -> tuple:
-    """One edge per positional input: where its gradient goes, and its shape and dtype."""
+def _edges(args) -> tuple:
+    """One edge per positional input (where its gradient goes, and its shape and dtype), and
+    ``needs_input_grad``."""
     edges = []
-    for a, need in zip(args, needs):
-        if need:
-            fn = a._grad_fn
-            if fn is None:
-                fn = accumulator(a)
+    needs = []
+    for a in args:
+        if isinstance(a, Tensor):
             d = a.data
-            edges.append((fn, a._output_nr, d.shape, d.dtype))
-        elif isinstance(a, Tensor):
-            d = a.data
-            edges.append((None, 0, d.shape, d.dtype))
+            if a._requires_grad:
+                fn = a._grad_fn
+                if fn is None:
+                    try:
+                        fn = a._accum
+                    except AttributeError:
+                        fn = accumulator(a)
+                edges.append((fn, a._output_nr, d.shape, d.dtype))
+                needs.append(True)
+            else:
+                edges.append((None, 0, d.shape, d.dtype))
+                needs.append(False)
         else:
             edges.append(None)
-    return tuple(edges)
+            needs.append(False)
+    return tuple(edges), tuple(needs)
 
 
 def _keep_consts(ctx, args) -> None:
-    for a in args:
-        if not isinstance(a, Tensor):
-            ctx._consts = {i: a for i, a in enumerate(args) if not isinstance(a, Tensor)}
-            return
+    ctx._consts = {i: a for i, a in enumerate(args) if not isinstance(a, Tensor)}
 
 
 def _shares(raw: np.ndarray, arr) -> bool:
     if type(arr) is not np.ndarray:
         return False
-    if raw is arr:
+    base = raw.base
+    if raw is arr or (base is not None and (base is arr or base is arr.base)):
         return True
     # a bounds check, not an exact one: a view made with as_strided has no ndarray as base
-    return raw.base is not None and np.may_share_memory(raw, arr)
+    return base is not None and np.may_share_memory(raw, arr)
 
 
 def _share_version(result: Tensor, raw: np.ndarray, args, arrays) -> None:
@@ -459,7 +485,7 @@ def _share_version(result: Tensor, raw: np.ndarray, args, arrays) -> None:
         if isinstance(a, Tensor) and _shares(raw, arr):
             vc = a._vc
             if vc is None:
-                vc = a._vc = _Version()
+                vc = a._vc = [0, None]
             result._vc = vc
             return
 
@@ -494,7 +520,8 @@ def _wrap_outputs(cls, ctx, args, arrays, raw_outs, record, kwargs):
         ctx._out_meta = tuple((o.shape, o.dtype) for o in outs)
         if _debug.anomaly:
             ctx._trace = traceback.extract_stack()[:-2]
-        _keep_consts(ctx, args)
+        if any(not isinstance(a, Tensor) for a in args):
+            _keep_consts(ctx, args)
     tensors = []
     for j, o in enumerate(outs):
         diff = record and o.dtype.kind in "fc" and id(o) not in non_diff
@@ -514,9 +541,33 @@ def _wrap_outputs(cls, ctx, args, arrays, raw_outs, record, kwargs):
     for a in dirty_inputs.values():
         a._bump(cls.label)
     tensors = tuple(tensors)
-    if record and ctx._to_save:
-        ctx._saved = _pack_saved(ctx, args, arrays, outs, raw_outs, tensors)
+    if record:
+        ctx._saved = _pack_saved(ctx, args, arrays, outs, raw_outs, tensors) \
+            if ctx._to_save else None
     return tensors[0] if single else tensors
+
+
+def _changed_inputs(cls, ctx, args, arrays, out, record, kwargs):
+    """An op that changed inputs in place (``mark_dirty``) returns those very Tensors, their
+    version counters moved. The common case, an optimizer or ``add_`` under no_grad, is
+    handled here without the general path."""
+    if record or _debug.anomaly:
+        return _wrap_outputs(cls, ctx, args, arrays, out, record, kwargs)
+    by_id = {id(arr): a for a, arr in zip(args, arrays) if isinstance(a, Tensor)}
+    single = type(out) is not tuple
+    result = []
+    for o in ((out,) if single else out):
+        a = by_id.get(id(o))
+        if a is None or a.data is not o:
+            return _wrap_outputs(cls, ctx, args, arrays, out, record, kwargs)
+        result.append(a)
+    for d in ctx._dirty:
+        a = by_id.get(id(d))
+        if a is None:
+            raise RuntimeError(f"{cls.__name__}.forward: mark_dirty got an array that is not "
+                               "one of its Tensor inputs")
+        a._bump(cls.label)
+    return result[0] if single else tuple(result)
 
 
 def _rebase(cls, t: Tensor, ctx, j: int) -> None:
@@ -544,12 +595,12 @@ def _make_view(t: Tensor, x: Tensor, cls, kwargs, j) -> None:
         root, chain = x, ()
     vc = root._vc
     if vc is None:
-        vc = root._vc = _Version()
+        vc = root._vc = [0, None]
         if x is not root:
             x._vc = vc
     t._vc = vc
     t._base = root
-    t._view = (chain + ((cls, kwargs, j),), vc.n)
+    t._view = (chain + ((cls, kwargs, j),), vc[0])
 
 
 def _has_float64(arrays) -> bool:
@@ -572,26 +623,30 @@ def _pack_saved(ctx, args, arrays, outs, raw_outs, out_tensors) -> tuple:
     """Record how to hand each saved value back: an input, an output or a constant, each with
     the version counter and version it had when saved."""
     packed = []
-    to_save = ctx._to_save
-    del ctx._to_save  # the raw arrays live on only in the packed entries, which backward frees
     hooks = _debug.saved_hooks
-    for obj in to_save:
-        entry = None
+    # the raw arrays live on only in the packed entries, which backward frees
+    for obj in ctx.__dict__.pop("_to_save"):
         if isinstance(obj, Tensor):
             obj = obj.data
-        if isinstance(obj, (np.ndarray, np.generic)):
-            # outputs first: an input changed in place (mark_dirty) is saved as the output
-            for j, (o, raw) in enumerate(zip(outs, raw_outs)):
-                if o is obj or raw is obj:
-                    t = out_tensors[j]
-                    if t._grad_fn is ctx:
-                        entry = _save_output(ctx, j, t, o, hooks)
+        entry = None
+        # outputs first: an input changed in place (mark_dirty) is saved as the output
+        j = 0
+        for o in outs:
+            if o is obj or raw_outs[j] is obj:
+                t = out_tensors[j]
+                if t._grad_fn is ctx:
+                    entry = _save_output(ctx, j, t, o, hooks)
+                break
+            j += 1
+        else:
+            i = 0
+            for arr in arrays:
+                if arr is obj:  # identity: a Python number equal to an input is a constant
+                    a = args[i]
+                    if isinstance(a, Tensor):
+                        entry = _save_input(i, a, hooks)
                     break
-            else:
-                for i, arr in enumerate(arrays):
-                    if arr is obj and isinstance(args[i], Tensor):
-                        entry = _save_input(i, args[i], hooks)
-                        break
+                i += 1
         packed.append(entry or (_CONST, obj))
     return tuple(packed)
 
@@ -602,10 +657,10 @@ def _save_input(i: int, t: Tensor, hooks):
         return (_PACKED, pack(t), unpack)
     vc = t._vc
     if vc is None:
-        vc = t._vc = _Version()
+        vc = t._vc = [0, None]
     if t._grad_fn is None and t._requires_grad:
-        return (_LEAF, i, t, vc, vc.n)  # a leaf: gradients must reach this very tensor
-    return (_INPUT, i, t.data, vc, vc.n, t._grad_fn, t._output_nr, t._requires_grad)
+        return (_LEAF, i, t, vc, vc[0])  # a leaf: gradients must reach this very tensor
+    return (_INPUT, i, t.data, vc, vc[0], t._grad_fn, t._output_nr, t._requires_grad)
 
 
 def _save_output(ctx, j: int, t: Tensor, arr: np.ndarray, hooks):
@@ -614,28 +669,28 @@ def _save_output(ctx, j: int, t: Tensor, arr: np.ndarray, hooks):
         return (_PACKED, pack(t), unpack)
     vc = t._vc
     if vc is None:
-        vc = t._vc = _Version()
+        vc = t._vc = [0, None]
     # a weak reference: the node must not keep its own output alive
-    return (_OUTPUT, j, weakref.ref(t), arr, vc, vc.n)
+    return (_OUTPUT, j, weakref.ref(t), arr, vc, vc[0])
 
 
 def _unpack(node, entry):
     kind = entry[0]
     if kind == _INPUT:
         _, i, arr, vc, ver, fn, nr, rg = entry
-        if vc.n != ver:
+        if vc[0] != ver:
             node._raise_modified(f"input {i}", arr.shape, vc, ver)
         t = _wrap(arr, rg, fn, nr)
         t._vc = vc
         return t
     if kind == _LEAF:
         _, i, t, vc, ver = entry
-        if vc.n != ver:
+        if vc[0] != ver:
             node._raise_modified(f"input {i}", t.data.shape, vc, ver)
         return t
     if kind == _OUTPUT:
         _, j, ref, arr, vc, ver = entry
-        if vc.n != ver:
+        if vc[0] != ver:
             node._raise_modified(f"output {j}", arr.shape, vc, ver)
         t = ref()
         if t is None or t._grad_fn is not node:  # the output died: rebuild it on this node

@@ -30,7 +30,7 @@ from backprop.autograd.function import _INPUT, _OUTPUT, Context, Function, _sequ
 from backprop.autograd.grad_mode import _debug, _state, no_grad
 from backprop.errors import ShapeError
 from backprop.ops._util import const
-from backprop.tensor import Tensor, _raw_index, _Version, _wrap
+from backprop.tensor import Tensor, _raw_index, _wrap
 
 # --- in-place kernels (the untracked path) ---------------------------------------------------
 
@@ -229,25 +229,57 @@ class CopySlices(Function):
 # --- the driver --------------------------------------------------------------------------------
 
 
-def _requires(x) -> bool:
-    return isinstance(x, Tensor) and x.requires_grad
-
-
 def _apply(t: Tensor, name: str, op, kernel, args: tuple, kwargs: dict) -> Tensor:
     if t._base is not None:
         t._refresh_view()
-    if not t.data.flags.writeable:
+    try:
+        if _state.grad_enabled and (t._requires_grad or any(
+                isinstance(a, Tensor) and a.requires_grad for a in args)):
+            _recorded(t, name, op, args, kwargs)
+        elif _debug.recorders:
+            kernel.apply(t, *args, **kwargs)
+        else:  # nothing records this: the same kernel, without the dispatch (optimizer loops)
+            if len(args) == 1:
+                kernel.forward(_DIRECT, t.data, _operand(args[0]), **kwargs)
+            else:
+                kernel.forward(_DIRECT, t.data, *map(_operand, args), **kwargs)
+            vc = t._vc
+            if vc is None:
+                vc = t._vc = [0, None]
+            vc[0] += 1
+            vc[1] = name
+    except ValueError:
+        if t.data.flags.writeable:
+            raise
         raise RuntimeError(
             f"{name}: unsupported operation: this tensor's memory is read-only: more than one "
             "of its elements may refer to a single memory location (an expand()ed or "
             "broadcast view), or it wraps a read-only NumPy array. .clone() it before changing "
             "it in place"
-        )
-    if _state.grad_enabled and (t._requires_grad or any(_requires(a) for a in args)):
-        _recorded(t, name, op, args, kwargs)
-    else:
-        kernel.apply(t, *args, **kwargs)
+        ) from None
     return t
+
+
+class _Direct:
+    """The ``ctx`` of a kernel run outside ``Function.apply``: ``apply`` would only bump the
+    version of what ``mark_dirty`` names, which the caller does itself."""
+
+    @staticmethod
+    def mark_dirty(*arrays) -> None:
+        pass
+
+
+_DIRECT = _Direct()
+
+
+def _operand(a):
+    # as Function.apply passes it: the array of a Tensor, NumPy scalars and 0-d arrays as
+    # Python numbers (weak scalars: a float32 tensor times np.float64 stays float32 math)
+    if isinstance(a, Tensor):
+        return a.data
+    if isinstance(a, np.generic) or (type(a) is np.ndarray and a.ndim == 0):
+        return a.item()
+    return a
 
 
 def _recorded(t: Tensor, name: str, op, args: tuple, kwargs: dict) -> None:
@@ -266,7 +298,7 @@ def _recorded(t: Tensor, name: str, op, args: tuple, kwargs: dict) -> None:
         )
     vc = t._vc
     if vc is None:
-        vc = t._vc = _Version()
+        vc = t._vc = [0, None]
     old = _wrap(t.data, t._requires_grad, t._grad_fn, t._output_nr)
     old._vc = vc
     first = next(_sequence)
@@ -291,7 +323,7 @@ def _recorded(t: Tensor, name: str, op, args: tuple, kwargs: dict) -> None:
     else:
         CopySlices.apply(base, result, chain=t._view[0])
         t._refresh_view()
-    vc.op = name
+    vc[1] = name
 
 
 def _clone_saved_memory(node, arr: np.ndarray, first: int) -> None:
@@ -306,7 +338,7 @@ def _clone_saved_memory(node, arr: np.ndarray, first: int) -> None:
         seen.add(n)
         if n._saved:
             n._saved = tuple(
-                (e[0], e[1], e[2].copy(), _Version(), 0, *e[5:])
+                (e[0], e[1], e[2].copy(), [0, None], 0, *e[5:])
                 if e[0] == _INPUT and e[2] is arr else e
                 for e in n._saved
             )
@@ -318,30 +350,35 @@ def _repoint_saved_output(node, result: Tensor, t: Tensor) -> None:
     version, so later in-place changes to ``t`` are detected."""
     if node._saved:
         node._saved = tuple(
-            (_OUTPUT, e[1], weakref.ref(t), t.data, t._vc, t._vc.n)
+            (_OUTPUT, e[1], weakref.ref(t), t.data, t._vc, t._vc[0])
             if e[0] == _OUTPUT and e[2]() is result else e
             for e in node._saved
         )
 
 
+_NO_KWARGS: dict = {}
+
+
 def add_(t: Tensor, other, alpha=1) -> Tensor:
     """In place: t += alpha · other."""
-    return _apply(t, "add_", _add, AddInplace, (other,), {"alpha": alpha})
+    return _apply(t, "add_", _add, AddInplace, (other,),
+                  _NO_KWARGS if alpha == 1 else {"alpha": alpha})
 
 
 def sub_(t: Tensor, other, alpha=1) -> Tensor:
     """In place: t -= alpha · other."""
-    return _apply(t, "sub_", _sub, SubInplace, (other,), {"alpha": alpha})
+    return _apply(t, "sub_", _sub, SubInplace, (other,),
+                  _NO_KWARGS if alpha == 1 else {"alpha": alpha})
 
 
 def mul_(t: Tensor, other) -> Tensor:
     """In place: t *= other."""
-    return _apply(t, "mul_", mul, MulInplace, (other,), {})
+    return _apply(t, "mul_", mul, MulInplace, (other,), _NO_KWARGS)
 
 
 def div_(t: Tensor, other) -> Tensor:
     """In place: t /= other."""
-    return _apply(t, "div_", div, DivInplace, (other,), {})
+    return _apply(t, "div_", div, DivInplace, (other,), _NO_KWARGS)
 
 
 def clamp_(t: Tensor, min=None, max=None) -> Tensor:

@@ -52,18 +52,27 @@ def _weight_decay(p: np.ndarray, grad: np.ndarray, lr: float, weight_decay: floa
 
 
 class ParamUpdate(Function):
-    """One optimizer update of one parameter, in place, as one op: ``rule(p, grad, *state)``
-    on the arrays changes p and the first ``n_state`` state arrays (the optimizer's buffers).
-    Under ``maximize`` the rule sees -grad. No gradient: it runs under ``no_grad``."""
+    """One optimizer step of a param group, in place, as one op (PyTorch's ``foreach`` idea):
+    for each parameter, ``rule(p, grad, *state, *extra, **hyper)`` on the arrays changes p and
+    its ``n_state`` state arrays; ``extra`` arrays are only read. ``layout`` gives
+    (n_state, n_extra) per parameter and ``hypers`` its hyperparameters; under ``maximize``
+    the rule sees -grad. No gradient: it runs under ``no_grad``."""
 
     inplace = True
 
     @staticmethod
-    def forward(ctx, p, grad, *state, rule=None, n_state=0, maximize=False, **hyper):
-        rule(p, -grad if maximize else grad, *state, **hyper)
-        changed = (p,) + tuple(s for s in state[:n_state] if s is not None)
+    def forward(ctx, *arrays, rule=None, layout=(), hypers=(), maximize=False):
+        changed = []
+        i = 0
+        for (n_state, n_extra), hyper in zip(layout, hypers):
+            p, grad = arrays[i], arrays[i + 1]
+            state = arrays[i + 2 : i + 2 + n_state + n_extra]
+            rule(p, -grad if maximize else grad, *state, **hyper)
+            changed.append(p)
+            changed.extend(state[:n_state])
+            i += 2 + n_state + n_extra
         ctx.mark_dirty(*changed)
-        return changed
+        return tuple(changed)
 
 
 def _copy_state_value(value, like: Tensor | None = None):
@@ -224,16 +233,24 @@ class Optimizer:
                 loss = closure()
         with no_grad():
             for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        self._step_param(p, self.state[p], group)
+                self._step_group(group)
         return loss
 
-    def _step_param(self, p: Tensor, state: dict, group: dict, *extra) -> None:
-        """One parameter's update as one op; ``extra`` inputs are read, not changed."""
-        buffers, hyper = self._prepare(p, state, group)
-        ParamUpdate.apply(p, p.grad, *buffers, *extra, rule=self._rule, n_state=len(buffers),
-                          maximize=bool(group.get("maximize", False)), **hyper)
+    def _step_group(self, group: dict, extras: dict | None = None) -> None:
+        """Update every parameter of ``group`` that has a gradient, with one op. ``extras``
+        maps id(parameter) to a tuple of Tensors the rule reads after the state."""
+        flat, layout, hypers = [], [], []
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            buffers, hyper = self._prepare(p, self.state[p], group)
+            extra = extras.get(id(p), ()) if extras else ()
+            flat += (p, p.grad, *buffers, *extra)
+            layout.append((len(buffers), len(extra)))
+            hypers.append(hyper)
+        if layout:
+            ParamUpdate.apply(*flat, rule=self._rule, layout=tuple(layout), hypers=tuple(hypers),
+                              maximize=bool(group.get("maximize", False)))
 
     def _prepare(self, p: Tensor, state: dict, group: dict) -> tuple[tuple, dict]:
         """Allocate or advance ``state`` for one step of ``p``; return the state Tensors the

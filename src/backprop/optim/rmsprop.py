@@ -54,14 +54,18 @@ class RMSprop(Optimizer):
         if group["centered"] and "grad_avg" not in state:
             state["grad_avg"] = Tensor(np.zeros_like(p.data))
         state["step"] += 1
-        buffers = (state["square_avg"],
-                   state["momentum_buffer"] if momentum > 0 else None,
-                   state["grad_avg"] if group["centered"] else None)
+        buffers = (state["square_avg"],)
+        if momentum > 0:
+            buffers += (state["momentum_buffer"],)
+        if group["centered"]:
+            buffers += (state["grad_avg"],)
         return buffers, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                             momentum=momentum)
+                             momentum=momentum, centered=bool(group["centered"]))
 
     @staticmethod
-    def _rule(p, grad, v, buf, g_avg, *, lr, alpha, eps, weight_decay, momentum) -> None:
+    def _rule(p, grad, v, *rest, lr, alpha, eps, weight_decay, momentum, centered) -> None:
+        buf = rest[0] if momentum > 0 else None
+        g_avg = rest[-1] if centered else None
         grad = _weight_decay(p, grad, lr, weight_decay)
         v *= alpha
         v += (1 - alpha) * grad * grad

@@ -203,12 +203,9 @@ class Sophia(Optimizer):
                 output = closure()
                 estimates = dict(zip(map(id, due), self._estimate(due, output)))
         with no_grad():
+            extras = {key: (Tensor(h),) for key, h in estimates.items()}
             for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        h_hat = estimates.get(id(p))
-                        self._step_param(p, self.state[p], group,
-                                         None if h_hat is None else Tensor(h_hat))
+                self._step_group(group, extras)
         return output
 
     def _prepare(self, p: Tensor, state: dict, group: dict) -> tuple[tuple, dict]:
