@@ -64,13 +64,23 @@ class Paused:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **env}, cwd=cwd)
         self.lines = []
-        for line in self.proc.stderr:  # blocks until the run pauses or ends
+        for line in self.proc.stderr:  # blocks until the run announces the pause or ends
             self.lines.append(line)
             if marker in line:
-                return
-        status = self.proc.wait()
-        self.proc.stderr.close()
-        pytest.fail(f"the run ended (status {status}) before {marker!r}: " + "".join(self.lines))
+                break
+        else:
+            status = self.proc.wait()
+            self.proc.stderr.close()
+            pytest.fail(f"the run ended (status {status}) before {marker!r}: "
+                        + "".join(self.lines))
+        # The line comes just before the process stops itself: wait until it has, or a SIGCONT
+        # sent now could arrive first and the SIGSTOP after it would stop it for good.
+        _, status = os.waitpid(self.proc.pid, os.WUNTRACED)
+        if not os.WIFSTOPPED(status):
+            self.proc.returncode = os.waitstatus_to_exitcode(status)
+            self.proc.stderr.close()
+            pytest.fail(f"the run announced {marker!r} but ended (status "
+                        f"{self.proc.returncode}) instead of stopping: " + "".join(self.lines))
 
     @property
     def pid(self) -> int:

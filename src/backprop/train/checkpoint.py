@@ -29,6 +29,7 @@ import numpy as np
 
 from backprop._version import __version__
 from backprop.tensor import Tensor
+from backprop.train import _faults
 from backprop.train._resources import available_memory, format_bytes
 
 FORMAT = "backprop-checkpoint"
@@ -125,6 +126,15 @@ def _digest(state_json: str, tensors: dict[str, np.ndarray]) -> str:
 
 
 # --- files -----------------------------------------------------------------------------------
+TEMPORARY_MARK = ".tmp-"
+
+
+def temporary_path(path: Path) -> Path:
+    """Where ``atomic_write`` writes ``path``'s new contents before the rename: a hidden file
+    beside it, ``.<name>.tmp-<pid>``. A process killed before the rename leaves it behind."""
+    return path.with_name(f".{path.name}{TEMPORARY_MARK}{os.getpid()}")
+
+
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
     """Write ``data`` to ``path`` so that a crash leaves the old file or the new, never a mix.
 
@@ -134,15 +144,19 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
     path = Path(path)
     if isinstance(data, str):
         data = data.encode()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_path(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _faults.pause_before_replace(path.name)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename != str(path):
+            # name the file the caller asked for, not the temporary one
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
     try:  # make the rename itself durable; not possible on every platform (Windows)
         fd = os.open(path.parent, os.O_RDONLY)
