@@ -9,6 +9,7 @@ import pytest
 
 from backprop.cli import main
 from backprop.cli.main import CHECKPOINT, FILES
+from backprop.cli.rundir import LOCK
 from backprop.data.datasets import load_digits
 from backprop.train import load_checkpoint
 from tests.cli.helpers import cli, history_rows, kill_when_paused, one_error, run, weights
@@ -32,7 +33,7 @@ def test_train_xor_writes_a_complete_run_directory(tmp_path, capsys):
     out = tmp_path / "xor"
     status, stdout, err = run(capsys, "train", "--dataset", "xor", "--out", out)
     assert status == 0, err
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, LOCK])
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_accuracy"] == 1.0 and metrics["test_samples"] == 4
     last = stdout.strip().splitlines()[-1]
@@ -317,7 +318,7 @@ def test_evaluate_on_another_dataset_checks_shapes_and_labels(tmp_path, capsys, 
     xor_run = tmp_path / "xor"
     assert run(capsys, "train", "--dataset", "xor", "--epochs", "3", "--out", xor_run)[0] == 0
     status, _, err = run(capsys, "evaluate", xor_run, "--dataset", "spirals")
-    one_error(status, err, 1, "label 2", "out of range", "2 classes")
+    one_error(status, err, 1, "labels '2'", "not among", "2 classes")
     status, _, err = run(capsys, "evaluate", tmp_path / "nope")
     one_error(status, err, 1, "no run directory")
 

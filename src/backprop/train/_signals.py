@@ -33,26 +33,36 @@ class TrainingInterrupted(KeyboardInterrupt):
         super().__init__(text or f"stopped by {SIGNAL_NAMES.get(signum, signum)}")
 
 
+def raise_interrupted(signum, frame) -> None:
+    """A signal handler that raises ``TrainingInterrupted`` wherever the program is (what Python
+    does for SIGINT by default). ``StopSignals`` refines it to between two steps during ``fit``;
+    the ``backprop`` command installs it for SIGTERM so that start-up and plotting stop cleanly
+    too."""
+    raise TrainingInterrupted(signum)
+
+
 class StopSignals:
     """While active (``with``), SIGINT and, with ``sigterm``, SIGTERM raise
     ``TrainingInterrupted``: immediately, or at ``raise_pending()`` when ``deferring`` is set.
 
-    A signal whose handler is not Python's default is left alone (someone else handles it), and
-    so is everything outside the main thread, where Python cannot install handlers.
+    A signal whose handler is neither Python's default nor ``raise_interrupted`` is left alone
+    (someone else handles it), and so is everything outside the main thread, where Python
+    cannot install handlers.
     """
 
     def __init__(self, sigterm: bool) -> None:
-        self.wanted = {signal.SIGINT: signal.default_int_handler}
+        # the handlers this replaces: Python's defaults, or one that raises anywhere
+        self.wanted = {signal.SIGINT: (signal.default_int_handler, raise_interrupted)}
         if sigterm:
-            self.wanted[signal.SIGTERM] = signal.SIG_DFL
+            self.wanted[signal.SIGTERM] = (signal.SIG_DFL, raise_interrupted)
         self.previous: dict[int, object] = {}
         self.deferring = False
         self.pending: int | None = None
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
-            for signum, default in self.wanted.items():
-                if signal.getsignal(signum) is default:
+            for signum, defaults in self.wanted.items():
+                if signal.getsignal(signum) in defaults:
                     self.previous[signum] = signal.signal(signum, self._handle)
         return self
 
