@@ -2,6 +2,7 @@
 real run at a point it announces, and the one-error-line check."""
 
 import csv
+import ctypes
 import os
 import signal
 import subprocess
@@ -87,10 +88,18 @@ class Paused:
         return self.proc.pid
 
     def finish(self, *signals: int) -> tuple[int, str]:
-        """Send ``signals`` in order, then let the process end: (its status, all of stderr)."""
+        """Send ``signals`` in order, then let the process end: (its status, all of stderr).
+
+        SIGINT and SIGTERM go to the process's main thread. Sent to the process, a signal that
+        arrives while it is stopped waits and is taken, after SIGCONT, by whichever of its
+        threads (BLAS workers too) runs first; the main thread then sees it a moment later, at
+        a step that depends on the machine's load."""
         try:
             for signum in signals:
-                self.proc.send_signal(signum)
+                if signum in (signal.SIGINT, signal.SIGTERM):
+                    _signal_main_thread(self.proc.pid, signum)
+                else:
+                    self.proc.send_signal(signum)
             rest = self.proc.stderr.read()
             return self.proc.wait(timeout=120), "".join(self.lines) + rest
         finally:
@@ -98,6 +107,15 @@ class Paused:
                 self.proc.kill()
                 self.proc.wait()
             self.proc.stderr.close()
+
+
+def _signal_main_thread(pid: int, signum: int) -> None:
+    """Send ``signum`` to the main thread of process ``pid`` (its thread id is its pid)."""
+    tgkill = getattr(ctypes.CDLL(None, use_errno=True), "tgkill", None)
+    if tgkill is None:  # not glibc >= 2.30: the process gets it, to any thread
+        os.kill(pid, signum)
+    elif tgkill(pid, pid, signum) != 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
 
 
 def paused_at_step(argv: list, step: int, **kwargs) -> Paused:
