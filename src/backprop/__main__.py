@@ -53,7 +53,12 @@ def train_xor(epochs: int = 2000, lr: float = 0.5, seed: int = 0, every: int = 2
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``backprop`` and ``python -m backprop``: ``backprop.cli.main``."""
-    from backprop.cli import main as cli_main
+    try:
+        from backprop.cli import main as cli_main
+    except KeyboardInterrupt:  # Ctrl-C while the command's modules load: one line, too
+        print("backprop: error: interrupted by SIGINT (Ctrl-C) while starting; nothing was done",
+              file=sys.stderr)
+        return 130
     return cli_main(argv)
 
 

@@ -46,6 +46,11 @@ def _to_array(data, dtype=None, copy: bool = True) -> np.ndarray:
     if dtype is not None:
         dtype = _resolve_dtype(dtype)
     if isinstance(data, (np.ndarray, np.generic)):
+        if dtype is None and data.dtype.kind in "OUSV":  # objects, text, bytes, records
+            raise TypeError(
+                f"tensor(): cannot make a numeric tensor from an ndarray of dtype {data.dtype}; "
+                "convert it first, e.g. arr.astype(np.float32)"
+            )
         if dtype is None:
             return np.array(data, copy=copy)
         return np.array(data, dtype=dtype, copy=copy)

@@ -1,50 +1,22 @@
 """``backprop train / evaluate / predict`` end to end: the run directory, determinism, resume,
 and one readable error line (with the right exit status) for every user mistake."""
 
-import csv
 import json
 import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from backprop.cli import main
 from backprop.cli.main import CHECKPOINT, FILES
+from backprop.cli.rundir import LOCK
 from backprop.data.datasets import load_digits
 from backprop.train import load_checkpoint
+from tests.cli.helpers import cli, history_rows, kill_when_paused, one_error, run, weights
 from tests.data.test_idx import MNIST_DIR
 
 HAS_MNIST = (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file() or \
     (MNIST_DIR / "train-images-idx3-ubyte").is_file()
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    """main(argv) in-process: (exit status, stdout, stderr); argparse's exits are caught."""
-    try:
-        status = main([str(a) for a in argv])
-    except SystemExit as exc:
-        status = exc.code
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def cli(*argv, timeout=120, **kwargs) -> subprocess.CompletedProcess:
-    """``python -m backprop ...`` in a real process."""
-    return subprocess.run([sys.executable, "-m", "backprop", *map(str, argv)],
-                          capture_output=True, text=True, timeout=timeout, **kwargs)
-
-
-def history_rows(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return [{k: v for k, v in row.items() if k != "time"} for row in csv.DictReader(f)]
-
-
-def weights(run_dir: Path) -> dict:
-    return {k: v.data for k, v in load_checkpoint(run_dir / CHECKPOINT)["model"].items()}
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +33,7 @@ def test_train_xor_writes_a_complete_run_directory(tmp_path, capsys):
     out = tmp_path / "xor"
     status, stdout, err = run(capsys, "train", "--dataset", "xor", "--out", out)
     assert status == 0, err
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, LOCK])
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_accuracy"] == 1.0 and metrics["test_samples"] == 4
     last = stdout.strip().splitlines()[-1]
@@ -187,31 +159,6 @@ def test_mnist_mlp_one_epoch(tmp_path, capsys):
 
 
 # --- resume ---
-def kill_when_paused(argv: list, step: int) -> str:
-    """Run ``backprop train *argv`` until it announces the pause after ``step`` (the
-    BACKPROP_PAUSE_AFTER_STEP hook), then SIGKILL it: a kill at a known point, not a guess."""
-    env = {**os.environ, "BACKPROP_PAUSE_AFTER_STEP": str(step)}
-    proc = subprocess.Popen([sys.executable, "-m", "backprop", "train", *map(str, argv)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        lines = []
-        for line in proc.stderr:  # blocks until the run pauses or ends
-            lines.append(line)
-            if f"paused after step {step} " in line:
-                break
-        else:
-            pytest.fail(f"the run ended (status {proc.wait()}) before step {step}: "
-                        + "".join(lines))
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=60) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
-    return "".join(lines)
-
-
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     """A real process killed with SIGKILL mid-run, resumed from its last checkpoint, ends with
     exactly the weights and history of a run that was never interrupted."""
@@ -263,15 +210,6 @@ def test_resume_with_extended_epochs_equals_a_longer_run(tmp_path, capsys):
 
 
 # --- bad input: one line, the right exit status, no traceback ---
-def _one_error(status, err, expected_status, *words):
-    assert status == expected_status, err
-    assert "Traceback" not in err
-    lines = [line for line in err.strip().splitlines() if "error:" in line]
-    assert len(lines) == 1, err
-    for word in words:
-        assert word in lines[0], lines[0]
-
-
 @pytest.mark.parametrize("argv, words", [
     (["train", "--bogus"], ["unrecognized arguments: --bogus"]),
     (["train", "--model", "transformer"], ["invalid choice", "mlp", "cnn", "lstm"]),
@@ -286,7 +224,7 @@ def _one_error(status, err, expected_status, *words):
 ])
 def test_bad_flags_exit_2_with_the_valid_choices(argv, words, capsys):
     status, _, err = run(capsys, *argv)
-    _one_error(status, err, 2, *words)
+    one_error(status, err, 2, *words)
     assert err.startswith("usage:")
 
 
@@ -302,7 +240,7 @@ def test_bad_flags_exit_2_with_the_valid_choices(argv, words, capsys):
 ])
 def test_bad_combinations_are_refused(argv, status, words, tmp_path, capsys):
     got, _, err = run(capsys, *argv, "--out", tmp_path / "r")
-    _one_error(got, err, status, *words)
+    one_error(got, err, status, *words)
     assert not (tmp_path / "r" / CHECKPOINT).exists()
 
 
@@ -310,35 +248,35 @@ def test_config_unknown_key_lists_the_valid_keys(tmp_path, capsys):
     conf = tmp_path / "c.toml"
     conf.write_text("epochs = 2\nlearning_rate = 0.1\n")
     status, _, err = run(capsys, "train", "--config", conf)
-    _one_error(status, err, 2, "learning_rate", "valid keys", "lr", "batch_size")
+    one_error(status, err, 2, "learning_rate", "valid keys", "lr", "batch_size")
     conf.write_text("epochs = 'many'\n")
     status, _, err = run(capsys, "train", "--config", conf)
-    _one_error(status, err, 2, "epochs", "integer")
+    one_error(status, err, 2, "epochs", "integer")
     conf.write_text("epochs = \n")
     status, _, err = run(capsys, "train", "--config", conf)
-    _one_error(status, err, 2, "not valid TOML")
+    one_error(status, err, 2, "not valid TOML")
     status, _, err = run(capsys, "train", "--config", tmp_path / "missing.toml")
-    _one_error(status, err, 2, "no such file")
+    one_error(status, err, 2, "no such file")
 
 
 def test_existing_run_directory_is_refused_without_resume(digits_run, capsys):
     before = weights(digits_run)
     status, _, err = run(capsys, "train", "--out", digits_run)
-    _one_error(status, err, 2, str(digits_run), "--resume")
+    one_error(status, err, 2, str(digits_run), "--resume")
     after = weights(digits_run)
     assert all(np.array_equal(before[k], after[k]) for k in before)
 
 
 def test_resume_without_checkpoint_says_so(tmp_path, capsys):
     status, _, err = run(capsys, "train", "--resume", "--out", tmp_path / "nothing")
-    _one_error(status, err, 1, "no checkpoint", "nothing")
+    one_error(status, err, 1, "no checkpoint", "nothing")
     status, _, err = run(capsys, "train", "--resume")
-    _one_error(status, err, 2, "--out")
+    one_error(status, err, 2, "--out")
 
 
 def test_resume_refuses_changed_settings(digits_run, capsys):
     status, _, err = run(capsys, "train", "--resume", "--lr", "0.5", "--out", digits_run)
-    _one_error(status, err, 2, "--lr", "0.5", "saved")
+    one_error(status, err, 2, "--lr", "0.5", "saved")
 
 
 def test_corrupted_checkpoint_is_refused_everywhere(tmp_path, capsys):
@@ -349,17 +287,17 @@ def test_corrupted_checkpoint_is_refused_everywhere(tmp_path, capsys):
     (out / CHECKPOINT).write_bytes(bytes(data))
     for argv in (["evaluate", out], ["train", "--resume", "--out", out]):
         status, _, err = run(capsys, *argv)
-        _one_error(status, err, 1, "corrupted", "not loaded")
+        one_error(status, err, 1, "corrupted", "not loaded")
     (out / CHECKPOINT).write_bytes(bytes(data[:100]))  # truncated
     status, _, err = run(capsys, "evaluate", out)
-    _one_error(status, err, 1, "truncated")
+    one_error(status, err, 1, "truncated")
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path, capsys):
     out = tmp_path / "r"
     status, stdout, err = run(capsys, "train", "--dataset", "spirals", "--optimizer", "sgd",
                               "--lr", "1e12", "--batch-size", "full", "--out", out)
-    _one_error(status, err, 1, "loss became", "epoch", "step", "learning rate")
+    one_error(status, err, 1, "loss became", "epoch", "step", "learning rate")
     assert not (out / "metrics.json").exists()
     if (out / CHECKPOINT).exists():  # epochs before the failure were saved, and are loadable
         state = load_checkpoint(out / CHECKPOINT)
@@ -369,20 +307,20 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path, ca
 def test_predict_refuses_inputs_of_the_wrong_shape(digits_run, tmp_path, capsys):
     np.save(tmp_path / "bad.npy", np.zeros((3, 5), dtype=np.float32))
     status, _, err = run(capsys, "predict", digits_run, tmp_path / "bad.npy")
-    _one_error(status, err, 1, "(3, 5)", "64")
+    one_error(status, err, 1, "(3, 5)", "64")
     status, _, err = run(capsys, "predict", digits_run, tmp_path / "missing.npy")
-    _one_error(status, err, 1, "missing.npy")
+    one_error(status, err, 1, "missing.npy")
 
 
 def test_evaluate_on_another_dataset_checks_shapes_and_labels(tmp_path, capsys, digits_run):
     status, _, err = run(capsys, "evaluate", digits_run, "--dataset", "xor")
-    _one_error(status, err, 1, "(N, 1, 8, 8)")
+    one_error(status, err, 1, "(N, 1, 8, 8)")
     xor_run = tmp_path / "xor"
     assert run(capsys, "train", "--dataset", "xor", "--epochs", "3", "--out", xor_run)[0] == 0
     status, _, err = run(capsys, "evaluate", xor_run, "--dataset", "spirals")
-    _one_error(status, err, 1, "label 2", "out of range", "2 classes")
+    one_error(status, err, 1, "labels '2'", "not among", "2 classes")
     status, _, err = run(capsys, "evaluate", tmp_path / "nope")
-    _one_error(status, err, 1, "no run directory")
+    one_error(status, err, 1, "no run directory")
 
 
 def test_the_console_command_prints_no_traceback(tmp_path):

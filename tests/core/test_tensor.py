@@ -40,6 +40,16 @@ def test_non_numeric_data_is_refused_clearly():
         bp.tensor(["a", "b"])
 
 
+@pytest.mark.parametrize("array", [np.array([1.0, "a"], dtype=object),
+                                   np.array([1.0, 2.0], dtype=object),
+                                   np.array(["a", "b"]), np.array([b"a"])],
+                         ids=["object-mixed", "object-floats", "str", "bytes"])
+def test_object_and_string_arrays_are_refused_like_strings(array):
+    # an object array would otherwise become an object "tensor" whose ops fail far away
+    with pytest.raises(TypeError, match=f"numeric tensor.*{array.dtype}"):
+        bp.tensor(array)
+
+
 def test_data_is_the_ndarray_and_tensor_copies():
     arr = np.arange(3.0)
     t = bp.tensor(arr)

@@ -99,3 +99,29 @@ def test_csv_unknown_target_lists_the_columns(tmp_path):
 def test_csv_empty_tables_are_errors(tmp_path, text, match):
     with pytest.raises(DatasetError, match=match):
         load_csv(_csv(tmp_path, text), target="label")
+
+
+# --- columns by name, the byte-order mark, values float32 cannot hold ---
+
+
+def test_csv_duplicate_column_names_are_refused(tmp_path):
+    # two columns "a": reading "a" by name would take one of them twice and drop the other
+    path = _csv(tmp_path, "a,b,a,label\n1,2,3,x\n4,5,6,y\n")
+    with pytest.raises(DatasetError, match=r"column name 'a' appears 2 times \(columns 1, 3\)"):
+        load_csv(path, target="label")
+    assert load_csv(path, target="label", features=["b"]).feature_names == ["b"]
+
+
+def test_csv_byte_order_mark_is_not_part_of_the_first_name(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufeffa,b,label\n1,2,x\n3,4,y\n".encode())
+    ds = load_csv(path, target="label", features=["a", "b"])
+    assert ds.feature_names == ["a", "b"]
+
+
+@pytest.mark.parametrize("cell", ["1e300", "-4e38"])
+def test_csv_values_beyond_float32_are_refused_with_row_and_column(tmp_path, cell):
+    path = _csv(tmp_path, f"a,b,label\n1,2,x\n3,{cell},y\n")
+    with pytest.raises(DatasetError, match=r"row 2 \(line 3\), column 'b' \(column 2\).*"
+                                           r"float32.*3\.4"):
+        load_csv(path, target="label")

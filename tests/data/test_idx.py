@@ -212,3 +212,34 @@ def test_real_mnist_pixel_statistics(real_mnist):
         assert ds.data.min() == 0.0 and ds.data.max() == 1.0
         assert ds.data.mean(dtype=np.float64) == pytest.approx(mean, abs=1e-4)
         assert ds.data.std(dtype=np.float64) == pytest.approx(std, abs=1e-4)
+
+
+def test_files_with_no_images_are_refused(tmp_path, rng):
+    # zero images is a valid IDX file, and an empty training set that crashes much later
+    _small_mnist(tmp_path, rng, n=0)
+    with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte.gz: .*0 images"):
+        MNIST(tmp_path)
+
+
+def test_unreadable_files_say_permission_denied_not_damaged(tmp_path, rng, monkeypatch):
+    # CI runs as root, which reads everything: inject the error the OS gives a normal user
+    _small_mnist(tmp_path, rng, n=3, gz=False)
+    real_stat = Path.stat
+
+    def stat(self, *args, **kwargs):
+        if self.parent == tmp_path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    with pytest.raises(DatasetError, match="cannot read.*Permission denied"):
+        MNIST(tmp_path)
+    monkeypatch.setattr(Path, "stat", real_stat)
+
+    def read_bytes(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    with pytest.raises(DatasetError, match="cannot read.*Permission denied") as info:
+        MNIST(tmp_path)
+    assert "truncated" not in str(info.value) and "decompress" not in str(info.value)

@@ -279,3 +279,40 @@ def test_state_dict_key_order_matches_pytorch():
             self.register_buffer("scratch", torch.zeros(2), persistent=False)
 
     assert list(TwoLayer().state_dict()) == list(TorchTwoLayer().state_dict())
+
+
+# --- a shape error names the module it happened in ---
+
+
+def test_shape_error_names_the_layer_by_index_and_type():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(5, 2))
+    with pytest.raises(bp.ShapeError,
+                       match=r"^in 2 \(Linear\): linear: input of shape \(2, 3\)"):
+        model(bp.zeros(2, 4))
+
+
+def test_shape_error_names_a_nested_layer_by_its_qualified_name():
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.fc1(x)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = Encoder()
+            self.head = nn.Linear(3, 1)
+
+        def forward(self, x):
+            return self.head(self.encoder(x))
+
+    with pytest.raises(bp.ShapeError) as info:
+        Net()(bp.zeros(2, 6))
+    message = str(info.value)
+    assert message.startswith("in encoder.fc1 (Linear): linear: input of shape (2, 6)"), message
+    assert message.count("(Linear)") == 1  # named once, by the outermost module
+    with pytest.raises(bp.ShapeError, match=r"^in Linear: linear: input of shape \(2, 6\)"):
+        nn.Linear(4, 3)(bp.zeros(2, 6))  # called on its own it has no name, only its type

@@ -237,3 +237,66 @@ def test_trainer_state_dict_round_trips_through_a_file(tmp_path):
     path = tmp_path / "t.safetensors"
     trainer.save_checkpoint(path)
     _assert_same(trainer.state_dict(), load_checkpoint(path))
+
+
+# --- files someone sent you: never hang, never exhaust memory, never a traceback ---
+
+
+def _load_within(path, seconds=20):
+    """load_checkpoint(path) in a thread: (exception or None); fails if it has not returned
+    after ``seconds`` (a FIFO would block a plain open() forever)."""
+    import threading
+
+    result = {}
+
+    def target():
+        try:
+            load_checkpoint(path)
+            result["error"] = None
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        with open(path, "wb"):  # a writer unblocks a reader stuck on the FIFO
+            pass
+        pytest.fail(f"load_checkpoint({path}) did not return within {seconds} s")
+    return result["error"]
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    path = tmp_path / "c.safetensors"
+    os.mkfifo(path)
+    error = _load_within(path)
+    assert isinstance(error, CheckpointError) and "not a regular file" in str(error), error
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        read_metadata(path)
+
+
+@pytest.mark.parametrize("where", ["/dev/zero", "directory"])
+def test_a_device_or_directory_is_refused_before_reading(tmp_path, where):
+    path = tmp_path if where == "directory" else where  # /dev/zero never ends
+    error = _load_within(path)
+    assert isinstance(error, CheckpointError) and "not a regular file" in str(error), error
+
+
+def test_a_file_larger_than_the_memory_available_is_refused_unread(tmp_path, monkeypatch):
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, {"w": np.zeros(1000, dtype=np.float32)})
+    monkeypatch.setattr(ckpt_mod, "available_memory", lambda: 2000)
+    monkeypatch.setattr(ckpt_mod.Path, "read_bytes", lambda self: pytest.fail("read"))
+    with pytest.raises(CheckpointError, match=r"4,\d+ bytes.*2,000 bytes of memory"):
+        load_checkpoint(path)
+
+
+def test_a_deeply_nested_state_with_a_valid_hash_is_refused(tmp_path):
+    st = pytest.importorskip("safetensors.numpy")
+    path = tmp_path / "c.safetensors"
+    state_json = "[" * 100_000 + "]" * 100_000  # json.loads raises RecursionError on this
+    meta = {"format": ckpt_mod.FORMAT, "format_version": ckpt_mod.FORMAT_VERSION,
+            "state": state_json, "sha256": ckpt_mod._digest(state_json, {})}
+    path.write_bytes(st.save({}, metadata=meta))
+    with pytest.raises(CheckpointError, match="nested too deeply"):
+        load_checkpoint(path)

@@ -246,3 +246,14 @@ def test_same_seed_same_run():
     assert runs[0][0] == runs[1][0]
     for k in runs[0][1]:
         assert np.array_equal(runs[0][1][k], runs[1][1][k])
+
+
+def test_empty_training_data_is_refused_before_any_epoch():
+    # an empty set used to "train" silently: zero steps, no loss, NaN-free but meaningless
+    empty = TensorDataset(np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
+    trainer = _trainer(mlp())
+    with pytest.raises(ValueError, match="fit: the training data are empty"):
+        trainer.fit(empty, epochs=2)
+    with pytest.raises(ValueError, match="fit: the training data are empty"):
+        trainer.fit(DataLoader(empty, batch_size=4), epochs=2)
+    assert trainer.step == 0 and len(trainer.history) == 0

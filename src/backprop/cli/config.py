@@ -70,7 +70,19 @@ def _choice(choices) -> Callable:
 def _text(value):
     if not isinstance(value, str) or not value:
         raise ValueError(f"expected a non-empty text, got {value!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # bytes the file system encoding could not decode (surrogates)
+        raise ValueError(f"{ascii(value)} is not valid UTF-8 text; use a name in UTF-8 "
+                         "(this one could be neither saved in config.toml nor printed)") from None
     return value
+
+
+def _path(value) -> str:
+    """A path stored resolved (absolute, without symlinks), so that ``evaluate`` and
+    ``--resume`` find it from any working directory; the relative and the absolute spelling
+    of one place are then the same setting."""
+    return str(Path(_text(value)).resolve())
 
 
 def _hidden(value) -> list[int]:
@@ -121,7 +133,7 @@ class Option:
 OPTIONS = (
     Option("model", _choice(MODELS), "mlp", "network to train", choices=MODELS),
     Option("dataset", _choice(DATASETS), "digits", "data to train on", choices=DATASETS),
-    Option("data_dir", _text, None, "the dataset's directory (mnist, fashion-mnist) or CSV "
+    Option("data_dir", _path, None, "the dataset's directory (mnist, fashion-mnist) or CSV "
            "file (csv)", "PATH"),
     Option("target", _text, None, "the class column of a CSV dataset", "COLUMN"),
     Option("epochs", _int(1), 20, "passes over the training data", "N"),
@@ -199,6 +211,9 @@ def read_config_file(path: str | os.PathLike) -> dict:
         raise UsageError(f"--config: no such file {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"--config: {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--config: {path} is not UTF-8 text, which TOML requires (byte "
+                         f"0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
     except OSError as exc:
         raise UsageError(f"--config: cannot read {path}: {exc.strerror}") from None
     unknown = sorted(set(raw) - set(BY_NAME))

@@ -81,6 +81,17 @@ def _statistics(x: np.ndarray, axis) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
 
 
+def check_finite(x: np.ndarray, what: str) -> None:
+    """Refuse standardised inputs (N, ...) holding inf or NaN: raw values that float32 holds
+    can still overflow once centred and scaled (3e38 minus a negative mean)."""
+    bad = ~np.isfinite(x.reshape(len(x), -1))
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise RunError(f"{what}: input {i + 1}, value {j + 1} becomes "
+                       f"{x.reshape(len(x), -1)[i, j]} once standardised: the raw values are "
+                       "too large for float32; rescale them")
+
+
 def _standardised(ds: LabeledDataset, mean: np.ndarray, std: np.ndarray, name: str,
                   in_place: bool = False) -> LabeledDataset:
     """A LabeledDataset with ``data`` standardised; in place when the caller owns the array
@@ -91,6 +102,7 @@ def _standardised(ds: LabeledDataset, mean: np.ndarray, std: np.ndarray, name: s
         np.divide(data, std, out=data)
     else:
         data = standardise(ds.data, mean, std)
+    check_finite(data, name)
     return LabeledDataset(data, ds.targets, ds.classes, name=name)
 
 
@@ -174,7 +186,7 @@ def _load_mnist(name: str, data_dir) -> Splits:
 def _csv_header(path: Path) -> list[str] | None:
     """The header row of a CSV file, or None when it cannot be read (only used in messages)."""
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: drop a byte-order mark
             return [c.strip() for c in next(csv.reader(f), [])]
     except (OSError, UnicodeDecodeError, csv.Error):
         return None
@@ -187,9 +199,13 @@ def _load_csv(data_dir, target) -> Splits:
         raise UsageError("dataset 'csv' needs the table's file: pass --data-dir FILE.csv (a CSV "
                          "file with a header row) and --target COLUMN")
     path = Path(data_dir)
-    if not path.is_file():
-        what = "is a directory, not a file" if path.is_dir() else "does not exist"
-        raise RunError(f"{path}: the CSV file given with --data-dir {what}")
+    try:
+        if not path.is_file():
+            what = "is a directory, not a file" if path.is_dir() else "does not exist"
+            raise RunError(f"{path}: the CSV file given with --data-dir {what}")
+    except OSError as exc:  # pathlib raises PermissionError for a directory it may not search
+        raise RunError(f"{path}: cannot read the CSV file given with --data-dir: "
+                       f"{exc.strerror}") from None
     header = _csv_header(path)
     columns = f"; the columns are {', '.join(header)}" if header else ""
     if target is None:
@@ -287,8 +303,33 @@ def _accepted_shapes(input_shape: tuple) -> str:
     return ", ".join(shapes)
 
 
+def _npy_header(path: Path) -> tuple[tuple, np.dtype, int]:
+    """(shape, dtype, bytes of data after the header) of a ``.npy`` file, from its header."""
+    fmt = np.lib.format
+    with open(path, "rb") as f:
+        version = fmt.read_magic(f)
+        read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _, dtype = read(f)
+        return shape, dtype, os.fstat(f.fileno()).st_size - f.tell()
+
+
 def _npy_inputs(path: Path, input_shape: tuple) -> np.ndarray:
+    from backprop.train._resources import available_memory, format_bytes
+
     try:
+        shape, dtype, size = _npy_header(path)
+        # before NumPy allocates what the header claims: 1e11 rows would exhaust the memory
+        need = math.prod(shape) * dtype.itemsize
+        if dtype.kind in "biuf" and need > size:
+            raise RunError(f"{path}: its header describes an array of shape {_shape_text(shape)}"
+                           f" ({need:,} bytes) but the file holds only {size:,} bytes of data: "
+                           "it is truncated or its header is wrong")
+        memory = available_memory()
+        if dtype.kind in "biuf" and memory is not None and 2 * need > memory:
+            raise RunError(f"{path}: an array of shape {_shape_text(shape)} needs "
+                           f"{format_bytes(2 * need)} of memory to classify (read, then as "
+                           f"float32), more than the {format_bytes(memory)} available; split "
+                           "it into smaller files")
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise RunError(f"{path}: expected a NumPy .npy array file, but it cannot be read "
@@ -316,7 +357,7 @@ def _numeric(text: str) -> float | None:
 
 def _csv_inputs(path: Path, input_shape: tuple, feature_names: list[str] | None) -> np.ndarray:
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: drop a byte-order mark
             reader = csv.reader(f)
             rows = [(reader.line_num, [c.strip() for c in row]) for row in reader
                     if any(c.strip() for c in row)]
@@ -334,6 +375,12 @@ def _csv_inputs(path: Path, input_shape: tuple, feature_names: list[str] | None)
                                f"{', '.join(feature_names)}; the first row is numbers")
             raise RunError(f"{path}: the header lacks the feature column(s) "
                            f"{', '.join(missing)}; the model needs {', '.join(feature_names)}")
+        repeated = [c for c in feature_names if header.count(c) > 1]
+        if repeated:  # which of the two would be the feature? Refuse rather than guess
+            where = [str(j + 1) for j, name in enumerate(header) if name == repeated[0]]
+            raise RunError(f"{path}: the header names column {repeated[0]!r} "
+                           f"{len(where)} times (columns {', '.join(where)}); the model needs "
+                           "each feature column once")
         cols = [header.index(c) for c in feature_names]
         names = list(feature_names)
         rows = rows[1:]
@@ -384,9 +431,10 @@ def read_inputs(path: str | os.PathLike, input_shape: tuple[int, ...], kind: str
         (N, *input_shape) float32, N >= 1, every value finite.
 
     Raises:
-        RunError: a missing file, another extension, a shape not accepted, a missing feature
-            column, a cell that is not a number, or NaN/inf; the message names the file (and row
-            and column, or the shapes found and accepted).
+        RunError: a missing file, another extension, a shape not accepted (or a ``.npy`` header
+            claiming more than the file or the memory holds), a missing or repeated feature
+            column, a cell that is not a number, NaN/inf or a value beyond float32; the message
+            names the file (and row and column, or the shapes found and accepted).
     """
     if kind not in ("image", "table"):
         raise ValueError(f"read_inputs: kind must be 'image' or 'table', got {kind!r}")
@@ -404,10 +452,16 @@ def read_inputs(path: str | os.PathLike, input_shape: tuple[int, ...], kind: str
         arr = _csv_inputs(path, input_shape, feature_names if kind == "table" else None)
     if len(arr) == 0:
         raise RunError(f"{path}: found no inputs (shape {_shape_text(arr.shape)})")
-    bad = ~np.isfinite(arr.reshape(len(arr), -1))
+    flat = arr.reshape(len(arr), -1)
+    bad = ~np.isfinite(flat)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        value = arr.reshape(len(arr), -1)[i, j]
-        raise RunError(f"{path}: input {i + 1}, value {j + 1} is {value}; every input value "
-                       "must be a finite number")
+        raise RunError(f"{path}: input {i + 1}, value {j + 1} is {flat[i, j]}; every input "
+                       "value must be a finite number")
+    big = np.abs(flat) > np.finfo(np.float32).max  # finite here, inf as float32
+    if big.any():
+        i, j = np.argwhere(big)[0]
+        raise RunError(f"{path}: input {i + 1}, value {j + 1} is {flat[i, j]:g}, beyond the "
+                       f"range of float32 (magnitude at most {np.finfo(np.float32).max:.4g}), "
+                       "the type the model computes in")
     return arr.astype(np.float32)

@@ -8,27 +8,31 @@
 
 A run directory holds ``checkpoint.safetensors`` (everything needed to resume or to predict),
 ``config.toml`` (the settings), ``history.csv`` (one row per epoch), ``metrics.json`` (test
-loss and accuracy) and ``curves.png``. A user's mistake ends with one ``error:`` line and exit
-status 2 (bad usage) or 1 (the run failed), never a traceback.
+loss and accuracy), ``curves.png`` and ``.lock`` (see ``rundir``: one process at a time). A
+user's mistake or a fault of the machine (disk full, permissions) ends with one ``error:`` line
+and exit status 2 (bad usage) or 1 (the run failed), never a traceback; Ctrl-C and SIGTERM end
+with one line and status 130 and 143, after checkpointing the last completed step.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
+import contextlib
 import os
+import signal
 import sys
-import time
-from pathlib import Path
+import threading
+import warnings
 
 import numpy as np
 
 from backprop.cli import config as cfg
-from backprop.cli.errors import RunError, UsageError
+from backprop.cli.errors import RunError, UsageError, describe_os_error
+from backprop.cli.rundir import CHECKPOINT, FILES, load_run
+from backprop.cli.train import cmd_train, percent
+from backprop.train._signals import SIGNAL_NAMES, raise_interrupted
 
-CHECKPOINT = "checkpoint.safetensors"
-FILES = ("checkpoint.safetensors", "config.toml", "history.csv", "metrics.json", "curves.png")
+__all__ = ["CHECKPOINT", "FILES", "build_parser", "cmd_train", "main"]
 
 
 # --- argument parsing ------------------------------------------------------------------------
@@ -107,251 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# --- helpers -------------------------------------------------------------------------------
-def _default_out(settings: dict) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{settings['dataset']}-{settings['model']}-{stamp}"
-
-
-def _make_optimizer(settings: dict, params):
-    import backprop.optim as optim
-    name, lr, wd = settings["optimizer"], settings["lr"], settings["weight_decay"]
-    momentum = settings["momentum"]
-    classes = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW,
-               "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad, "adadelta": optim.Adadelta,
-               "nadam": optim.NAdam}
-    kwargs = {"lr": lr, "weight_decay": wd}
-    if name in ("sgd", "rmsprop"):
-        kwargs["momentum"] = momentum
-    return classes[name](params, **kwargs)
-
-
-def _make_scheduler(settings: dict, optimizer, steps_per_epoch: int):
-    """The learning-rate schedule and how often it steps, or None."""
-    from backprop.optim import lr_scheduler as sched
-    from backprop.train import LRSchedulerStep
-    name, epochs = settings["lr_schedule"], settings["epochs"]
-    if name == "none":
-        return None
-    if name == "cosine":
-        return LRSchedulerStep(sched.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch),
-                               interval="batch")
-    if name == "step":  # /10 after each third of the run
-        return LRSchedulerStep(sched.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1))
-    return LRSchedulerStep(sched.OneCycleLR(optimizer, max_lr=settings["lr"],
-                                            total_steps=epochs * steps_per_epoch),
-                           interval="batch")
-
-
-def _data_facts(splits) -> dict:
-    return {"input_shape": list(splits.input_shape), "num_classes": splits.num_classes,
-            "classes": list(splits.classes), "kind": splits.kind,
-            "feature_names": splits.feature_names, "mean": splits.mean, "std": splits.std}
-
-
-def _build(settings: dict, facts: dict):
-    from backprop.cli.models import build_model
-    return build_model(settings["model"], tuple(facts["input_shape"]), facts["num_classes"],
-                       hidden=settings["hidden"], activation=settings["activation"],
-                       init=settings["init"], dropout=settings["dropout"],
-                       dataset=settings["dataset"])
-
-
-def _run_state(ckpt: Path) -> dict:
-    """The checkpoint of a ``backprop train`` run, checked whole and holding the run's settings
-    and data facts (``state["config"]``)."""
-    from backprop.train import CheckpointError, load_checkpoint
-    try:
-        state = load_checkpoint(ckpt)
-    except CheckpointError as exc:
-        raise RunError(str(exc)) from None
-    config = state.get("config") or {}
-    if "settings" not in config or "data" not in config:
-        raise RunError(f"{ckpt} was not written by `backprop train` (it has no run settings); "
-                       "load it with backprop.train.load_checkpoint instead")
-    return state
-
-
-def _load_run(run_dir: str) -> tuple[dict, dict, object]:
-    """(settings, data facts, model with the checkpoint's weights) of a run directory."""
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise RunError(f"no run directory {path}")
-    state = _run_state(path / CHECKPOINT)
-    settings, facts = state["config"]["settings"], state["config"]["data"]
-    model = _build(settings, facts)
-    model.load_state_dict(state["model"])
-    model.eval()
-    return settings, facts, model
-
-
-def _percent(x: float) -> str:
-    return f"{100 * x:.2f}%"
-
-
-# --- train -----------------------------------------------------------------------------------
-def _given_flags(args: argparse.Namespace) -> dict:
-    flags = {}
-    for option in cfg.OPTIONS:
-        value = getattr(args, option.name)
-        if value is not None:
-            flags[option.name] = value
-    return flags
-
-
-def _resume_settings(out: Path, flags: dict, file_values: dict) -> tuple[dict, dict]:
-    """(settings, checkpoint state) of the run in ``out``: its saved settings with --epochs and
-    --checkpoint-every applied; any other flag that differs from them is refused."""
-    ckpt = out / CHECKPOINT
-    if not ckpt.exists():
-        raise RunError(f"--resume: no checkpoint in {out} (expected {ckpt}); train without "
-                       "--resume to start a new run")
-    state = _run_state(ckpt)
-    config = state["config"]
-    saved = dict(config["settings"])
-    given = {**file_values, **flags}
-    changed = sorted(k for k, v in given.items()
-                     if k not in ("epochs", "out", "checkpoint_every") and v != saved.get(k))
-    if changed:
-        shown = ", ".join(f"{cfg.BY_NAME[k].flag} (saved {saved.get(k)!r}, given {given[k]!r})"
-                          for k in changed)
-        raise UsageError(f"--resume continues a run with its saved settings; these differ: "
-                         f"{shown}. Drop them, or start a new run with another --out")
-    for key in ("epochs", "checkpoint_every"):
-        if key in given:
-            saved[key] = given[key]
-    if saved["epochs"] != config["settings"]["epochs"] and saved["lr_schedule"] in (
-            "cosine", "onecycle"):
-        raise UsageError(f"--resume --epochs: the run's {saved['lr_schedule']} schedule was "
-                         f"planned for {config['settings']['epochs']} epochs and cannot be "
-                         "stretched; resume without --epochs")
-    return saved, state
-
-
-def cmd_train(args: argparse.Namespace, out=None) -> int:
-    """``backprop train``."""
-    out = out or sys.stdout
-    import backprop as bp
-    from backprop.cli.datasets import load_splits
-    from backprop.train import (
-        CSVLogger,
-        EarlyStopping,
-        EpochLogger,
-        GradientClipping,
-        ModelCheckpoint,
-        ProgressBar,
-        Trainer,
-        TrainingError,
-        atomic_write,
-    )
-
-    flags = _given_flags(args)
-    file_values = cfg.read_config_file(args.config) if args.config else {}
-    resume_state = None
-    if args.resume:
-        if "out" not in flags and "out" not in file_values:
-            raise UsageError("--resume needs --out RUN_DIR: the run to continue")
-        run_dir = Path(flags.get("out", file_values.get("out")))
-        settings, resume_state = _resume_settings(run_dir, flags, file_values)
-    else:
-        settings = cfg.resolve(flags, file_values)
-        run_dir = Path(settings["out"]) if settings["out"] else _default_out(settings)
-        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-            raise UsageError(f"--out: {run_dir} already exists; pass --resume to continue that "
-                             "run, or choose another --out")
-    settings["out"] = str(run_dir)
-    if settings["momentum"] != cfg.BY_NAME["momentum"].default and \
-            settings["optimizer"] not in ("sgd", "rmsprop"):
-        raise UsageError(f"--momentum applies to sgd and rmsprop, not {settings['optimizer']}")
-
-    splits = load_splits(settings["dataset"], settings["data_dir"], settings["target"])
-    bp.manual_seed(settings["seed"])
-    facts = _data_facts(splits)
-    model = _build(settings, facts)
-    optimizer = _make_optimizer(settings, model.parameters())
-    n_train = len(splits.train) - (math.floor(len(splits.train) * settings["val_split"])
-                                   if settings["val_split"] else 0)
-    batch = n_train if settings["batch_size"] == "full" else settings["batch_size"]
-    steps_per_epoch = max(1, -(-n_train // batch))
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(run_dir / "config.toml", cfg.to_toml(settings))
-    callbacks = [ModelCheckpoint(run_dir / CHECKPOINT, every_n_steps=settings["checkpoint_every"]),
-                 CSVLogger(run_dir / "history.csv"), ProgressBar(),
-                 EpochLogger(lambda line: print(line, file=out, flush=True),
-                             every=max(1, -(-settings["epochs"] // 25)))]
-    scheduler = _make_scheduler(settings, optimizer, steps_per_epoch)
-    if scheduler is not None:
-        callbacks.append(scheduler)
-    stopper = None
-    if settings["patience"]:
-        monitor = "val_loss" if settings["val_split"] else "loss"
-        stopper = EarlyStopping(monitor, patience=settings["patience"])
-        callbacks.append(stopper)
-    if settings["clip_grad_norm"]:
-        callbacks.append(GradientClipping(max_norm=settings["clip_grad_norm"]))
-    trainer = Trainer(model, bp.nn.CrossEntropyLoss(), optimizer, callbacks=callbacks,
-                      seed=settings["seed"], progress=False,
-                      config={"settings": settings, "data": facts})
-    if resume_state is not None:
-        trainer.load_state_dict(resume_state)
-        print(f"resuming {run_dir} at epoch {trainer.epoch}, step {trainer.step}", file=out)
-    n_params = sum(p.data.size for p in model.parameters())
-    print(f"training {settings['model']} ({n_params:,} parameters) on {settings['dataset']}: "
-          f"{n_train} training samples, {len(splits.test)} test; {settings['optimizer']} lr "
-          f"{settings['lr']:g}, batch {settings['batch_size']}, {settings['epochs']} epochs -> "
-          f"{run_dir}", file=out, flush=True)
-    t0 = time.perf_counter()
-    try:
-        history = trainer.fit(splits.train, val_split=settings["val_split"],
-                              epochs=settings["epochs"], batch_size=settings["batch_size"])
-    except TrainingError as exc:
-        raise RunError(f"{exc}. The last checkpoint in {run_dir} is intact") from None
-    except KeyboardInterrupt:
-        raise RunError(f"interrupted at epoch {trainer.epoch + 1}; the last checkpoint is in "
-                       f"{run_dir}: continue with `backprop train --resume --out {run_dir}`"
-                       ) from None
-    seconds = time.perf_counter() - t0
-    if stopper is not None and stopper.stopped_epoch:
-        # the epoch-end checkpoint holds the last epoch's weights; keep the restored best ones
-        trainer.save_checkpoint(run_dir / CHECKPOINT)
-        print(f"stopped early: {stopper.monitor} did not improve for {stopper.patience} epochs "
-              f"after epoch {stopper.best_epoch} ({stopper.best:.4f}); its weights were "
-              "restored", file=out)
-    test = trainer.evaluate(splits.test)
-    metrics = {"test_loss": test["loss"], "test_accuracy": test.get("accuracy"),
-               "test_samples": len(splits.test), "epochs": trainer.epoch, "steps": trainer.step,
-               "train_seconds": seconds, "parameters": int(n_params),
-               "dataset": settings["dataset"], "model": settings["model"],
-               "seed": settings["seed"]}
-    if history.rows:
-        metrics.update({f"final_{k}": v for k, v in history.rows[-1].items()
-                        if k not in ("epoch", "time")})
-    atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    try:
-        history.plot(run_dir / "curves.png", title=f"{settings['model']} on "
-                                                   f"{settings['dataset']}")
-    except ImportError:
-        print("note: curves.png not drawn: matplotlib is not installed (pip install "
-              "'backprop[plot]')", file=out)
-    correct = round(test["accuracy"] * len(splits.test))
-    print(f"test accuracy {_percent(test['accuracy'])} ({correct}/{len(splits.test)}), test "
-          f"loss {test['loss']:.4f}; {trainer.epoch} epochs in {seconds:.1f}s; run saved in "
-          f"{run_dir}", file=out)
-    return 0
-
-
 # --- evaluate and predict ----------------------------------------------------------------------
 def cmd_evaluate(args: argparse.Namespace, out=None) -> int:
     """``backprop evaluate RUN_DIR``."""
     out = out or sys.stdout
-    from backprop.cli.datasets import load_splits, standardise
+    from backprop.cli.datasets import check_finite, load_splits, standardise
     from backprop.cli.models import check_input
     from backprop.data import TensorDataset
     from backprop.nn import CrossEntropyLoss
     from backprop.train import Trainer
 
-    settings, facts, model = _load_run(args.run_dir)
+    settings, facts, model = load_run(args.run_dir)
     if args.dataset is None and (args.data_dir or args.target):
         raise UsageError("--data-dir and --target go with --dataset")
     name = args.dataset or settings["dataset"]
@@ -364,32 +134,39 @@ def cmd_evaluate(args: argparse.Namespace, out=None) -> int:
         check_input(settings["model"], tuple(facts["input_shape"]), raw.shape)
         x = standardise(raw.reshape(len(raw), *facts["input_shape"]), facts["mean"],
                         facts["std"])
-    bad = y[(y < 0) | (y >= facts["num_classes"])]
-    if bad.size:
-        raise RunError(f"label {int(bad[0])} is out of range for this run's "
-                       f"{facts['num_classes']} classes (0..{facts['num_classes'] - 1}); "
-                       f"{name} has {splits.num_classes} classes")
+        check_finite(x, f"{name} test set")
+    # labels by name: the other data's class k is not the run's class k (their sorted orders
+    # differ whenever their label sets do)
+    index = {c: i for i, c in enumerate(facts["classes"])}
+    unknown = sorted({splits.classes[k] for k in np.unique(y)} - set(index))
+    if unknown:
+        raise RunError(f"{name} test labels {', '.join(map(repr, unknown))} are not among this "
+                       f"run's {facts['num_classes']} classes "
+                       f"({', '.join(map(repr, facts['classes']))}), which it was trained on; "
+                       "they cannot be scored")
+    y = np.array([index.get(c, -1) for c in splits.classes], dtype=np.int64)[y]
     trainer = Trainer(model, CrossEntropyLoss(), None, progress=False)
     result = trainer.evaluate(TensorDataset(x, y))
     correct = round(result["accuracy"] * len(y))
     print(f"{name} test set ({len(y)} samples): loss {result['loss']:.4f}, accuracy "
-          f"{_percent(result['accuracy'])} ({correct}/{len(y)})", file=out)
+          f"{percent(result['accuracy'])} ({correct}/{len(y)})", file=out)
     return 0
 
 
 def cmd_predict(args: argparse.Namespace, out=None) -> int:
     """``backprop predict RUN_DIR INPUT``."""
     out = out or sys.stdout
-    from backprop.cli.datasets import read_inputs, standardise
+    from backprop.cli.datasets import check_finite, read_inputs, standardise
     from backprop.cli.models import check_input
     from backprop.nn import CrossEntropyLoss
     from backprop.train import Trainer
 
-    settings, facts, model = _load_run(args.run_dir)
+    settings, facts, model = load_run(args.run_dir)
     raw = read_inputs(args.input, tuple(facts["input_shape"]), facts["kind"],
                       facts["feature_names"])
     check_input(settings["model"], tuple(facts["input_shape"]), raw.shape)
     x = standardise(raw, facts["mean"], facts["std"])
+    check_finite(x, str(args.input))
     logits = Trainer(model, CrossEntropyLoss(), None, progress=False).predict(x)
     z = logits - logits.max(axis=1, keepdims=True)
     probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
@@ -401,6 +178,25 @@ def cmd_predict(args: argparse.Namespace, out=None) -> int:
 
 
 # --- entry point ---------------------------------------------------------------------------
+@contextlib.contextmanager
+def _one_line_only():
+    """While a command runs: NumPy's RuntimeWarnings (overflow, invalid value) print nothing,
+    since their consequences are checked and reported in the error line they would precede;
+    SIGTERM raises ``TrainingInterrupted`` like Ctrl-C raises ``KeyboardInterrupt``, so it
+    ends in one line too (``fit`` turns both into a stop between two steps)."""
+    previous = None
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        previous = signal.signal(signal.SIGTERM, raise_interrupted)
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``backprop`` and ``python -m backprop``; returns the exit status."""
     parser = build_parser()
@@ -415,11 +211,23 @@ def main(argv: list[str] | None = None) -> int:
         train_xor(args.epochs, args.lr, args.seed)
         return 0
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+    error = f"backprop {args.command}: error:"
     try:
-        return command[args.command](args)
+        with _one_line_only():
+            return command[args.command](args)
     except (UsageError, RunError) as exc:
-        print(f"backprop {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{error} {exc}", file=sys.stderr)
         return exc.exit_status
+    except KeyboardInterrupt as exc:  # evaluate, predict: they write nothing
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"{error} interrupted by {SIGNAL_NAMES.get(signum, signum)}", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:  # `backprop predict ... | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except MemoryError:
+        print(f"{error} out of memory; use a smaller model, batch or input", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the machine refused: permissions, a full disk, an I/O error
+        print(f"{error} {describe_os_error(exc)}", file=sys.stderr)
         return 1

@@ -113,6 +113,47 @@ def _shape_text(shape) -> str:
     return "(" + ", ".join(str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
 
 
+def parameter_count(name: str, input_shape: Sequence[int], num_classes: int,
+                    hidden: Sequence[int]) -> int:
+    """How many parameters (and buffer values) ``build_model`` would create, computed without
+    creating them, so that an absurd size is refused before any memory is asked for."""
+    hidden = tuple(int(h) for h in hidden)
+    if name == "mlp":
+        sizes = [math.prod(input_shape), *hidden, num_classes]
+        return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    c, h, w = input_shape
+    if name == "cnn":
+        c1, c2 = CNN_CHANNELS
+        convs = (c * 9 + 1) * c1 + (c1 * 9 + 1) * c2
+        norms = 4 * (c1 + c2) + 2  # weight, bias, running mean and variance; two counters
+        flat = c2 * (h // 4) * (w // 4)
+        return convs + norms + (flat + 1) * hidden[0] + (hidden[0] + 1) * num_classes
+    sizes = [c * w, *hidden]  # lstm: per layer 4 gates of (input + hidden) weights, two biases
+    lstms = sum(4 * b * (a + b) + 8 * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return lstms + (sizes[-1] + 1) * num_classes
+
+
+# float32 weights, their gradients and up to two optimizer moments (Adam): a lower bound on
+# what training needs, before activations and the checkpoint's copy
+TRAINING_BYTES_PER_PARAMETER = 4 * 4
+
+
+def _check_memory(name: str, input_shape: tuple, num_classes: int,
+                  hidden: tuple[int, ...]) -> None:
+    from backprop.train._resources import available_memory, format_bytes
+
+    n = parameter_count(name, input_shape, num_classes, hidden)
+    need = n * TRAINING_BYTES_PER_PARAMETER
+    memory = available_memory()
+    if memory is not None and need > memory:
+        raise UsageError(
+            f"a {name} with --hidden {','.join(map(str, hidden))} on inputs of shape "
+            f"{_shape_text(input_shape)} has {n:,} parameters and needs at least "
+            f"{format_bytes(need)} of memory to train (float32 weights, gradients and optimizer "
+            f"state), more than the {format_bytes(memory)} available; choose smaller sizes"
+        )
+
+
 def build_model(name: str, input_shape: Sequence[int], num_classes: int,
                 hidden: Sequence[int] = (128,), activation: str = "relu",
                 init: str = "default", dropout: float = 0.0,
@@ -149,8 +190,9 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int,
         the model (in training mode).
 
     Raises:
-        UsageError: an unknown model, activation or init, bad hidden sizes or dropout, or a
-            model that cannot take these inputs (cnn/lstm on a table, a too-small image).
+        UsageError: an unknown model, activation or init, bad hidden sizes or dropout, a model
+            that cannot take these inputs (cnn/lstm on a table, a too-small image), or one too
+            large to train in the memory available.
 
     Example:
         >>> import backprop as bp
@@ -174,6 +216,9 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int,
         raise UsageError(f"{name} needs at least one hidden size, got --hidden with none; "
                          "e.g. --hidden 128")
     act = ACTIVATIONS[activation]
+    if name != "mlp":
+        _image_shape(name, input_shape, dataset)
+    _check_memory(name, input_shape, num_classes, hidden)
 
     if name == "mlp":
         layers: list[nn.Module] = [nn.Flatten()]

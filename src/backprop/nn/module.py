@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from backprop.autograd.grad_mode import no_grad
+from backprop.errors import ShapeError
 from backprop.tensor import Tensor, _RemovableHandle, _resolve_dtype, _wrap
 
 
@@ -35,6 +36,21 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
+
+
+def _name_module_in(exc: ShapeError, module: Module) -> None:
+    """Prefix a shape error's message with the module it happened in: the innermost module
+    whose forward raised it, named by its qualified name in the outermost module that sees it
+    (``in encoder.fc1 (Linear): ...``), so that a user can tell which of many layers failed."""
+    inner = getattr(exc, "_bp_module", None)
+    if inner is None:  # the innermost module: remember it and the op's own message
+        exc._bp_module, exc._bp_message = module, str(exc)
+        exc.args = (f"in {type(module).__name__}: {exc._bp_message}",)
+        return
+    # modules the error passes on the way out run this again; the outermost one wins
+    name = next((n for n, m in module.named_modules() if m is inner), None)
+    if name:
+        exc.args = (f"in {name} ({type(inner).__name__}): {exc._bp_message}",)
 
 
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -165,7 +181,11 @@ class Module:
             new = hook(self, args)
             if new is not None:
                 args = new if isinstance(new, tuple) else (new,)
-        out = self.forward(*args, **kwargs)
+        try:
+            out = self.forward(*args, **kwargs)
+        except ShapeError as exc:
+            _name_module_in(exc, self)
+            raise
         for hook in tuple(self._forward_hooks):
             new = hook(self, args, out)
             if new is not None:

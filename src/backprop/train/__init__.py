@@ -13,6 +13,7 @@ Example:
     1.0
 """
 
+from backprop.train._signals import TrainingInterrupted
 from backprop.train.callbacks import (
     Callback,
     CSVLogger,
@@ -36,6 +37,6 @@ from backprop.train.trainer import Trainer, TrainingError, fit
 __all__ = [
     "CSVLogger", "Callback", "CheckpointError", "EarlyStopping", "EpochLogger",
     "GradientClipping", "History", "LRSchedulerStep", "ModelCheckpoint", "ProgressBar",
-    "Trainer", "TrainingError", "atomic_write", "fit", "load_checkpoint", "read_metadata",
-    "save_checkpoint",
+    "Trainer", "TrainingError", "TrainingInterrupted", "atomic_write", "fit", "load_checkpoint",
+    "read_metadata", "save_checkpoint",
 ]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import struct
 from pathlib import Path
 
@@ -28,9 +29,12 @@ import numpy as np
 
 from backprop._version import __version__
 from backprop.tensor import Tensor
+from backprop.train import _faults
+from backprop.train._resources import available_memory, format_bytes
 
 FORMAT = "backprop-checkpoint"
 FORMAT_VERSION = "1"
+MAX_HEADER_BYTES = 100_000_000  # the safetensors format's own limit on the JSON header
 
 
 class CheckpointError(RuntimeError):
@@ -122,6 +126,15 @@ def _digest(state_json: str, tensors: dict[str, np.ndarray]) -> str:
 
 
 # --- files -----------------------------------------------------------------------------------
+TEMPORARY_MARK = ".tmp-"
+
+
+def temporary_path(path: Path) -> Path:
+    """Where ``atomic_write`` writes ``path``'s new contents before the rename: a hidden file
+    beside it, ``.<name>.tmp-<pid>``. A process killed before the rename leaves it behind."""
+    return path.with_name(f".{path.name}{TEMPORARY_MARK}{os.getpid()}")
+
+
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
     """Write ``data`` to ``path`` so that a crash leaves the old file or the new, never a mix.
 
@@ -131,15 +144,19 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
     path = Path(path)
     if isinstance(data, str):
         data = data.encode()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_path(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _faults.pause_before_replace(path.name)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename != str(path):
+            # name the file the caller asked for, not the temporary one
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
     try:  # make the rename itself durable; not possible on every platform (Windows)
         fd = os.open(path.parent, os.O_RDONLY)
@@ -204,24 +221,62 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 
 def _read(path: Path, header_only: bool = False) -> bytes:
-    """The file's bytes; with ``header_only``, just the length prefix and the JSON header (the
-    whole file when the prefix claims more bytes than there are, so ``_header`` reports the
-    truncation)."""
+    """The file's bytes; with ``header_only``, just the length prefix and the JSON header.
+
+    Only a regular file is read, and only when it fits in memory: a FIFO would block forever
+    and a device such as /dev/zero would never end. It is opened without blocking and checked
+    with ``fstat`` on the open descriptor, so it cannot be swapped in between.
+    """
     try:
-        if not header_only:
-            return path.read_bytes()
-        with open(path, "rb") as f:
-            prefix = f.read(8)
-            if len(prefix) < 8:
-                return prefix
-            (n,) = struct.unpack("<Q", prefix)
-            if 8 + n > os.fstat(f.fileno()).st_size:
-                return prefix + f.read()
-            return prefix + f.read(n)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {path}") from None
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise _refuse(path, f"is not a regular file (it is {_file_kind(info.st_mode)})")
+    size = info.st_size
+    with open(fd, "rb") as f:
+        try:
+            if header_only:
+                prefix = f.read(8)
+                if len(prefix) < 8:
+                    return prefix
+                (n,) = struct.unpack("<Q", prefix)
+                if 8 + n > size:
+                    raise _truncated(path, n, size - 8)
+                _check_header_size(path, n)
+                return prefix + f.read(n)
+            memory = available_memory()
+            if memory is not None and size > memory:
+                raise _refuse(path, f"is {size:,} bytes ({format_bytes(size)}), more than the "
+                                    f"{memory:,} bytes of memory available")
+            data = f.read()
+        except OSError as exc:
+            raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+    if len(data) >= 8:
+        _check_header_size(path, struct.unpack("<Q", data[:8])[0])
+    return data
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"))
+    return next((text for test, text in kinds if test(mode)), "not a file")
+
+
+def _truncated(path: Path, n: int, rest: int) -> CheckpointError:
+    return _refuse(path, f"is truncated (its header claims {n} bytes, the file has {rest} after "
+                         "the length)")
+
+
+def _check_header_size(path: Path, n: int) -> None:
+    if n > MAX_HEADER_BYTES:
+        raise _refuse(path, f"is corrupted (its header claims {n:,} bytes; a safetensors header "
+                            f"is at most {MAX_HEADER_BYTES:,})")
 
 
 def _header(path: Path, data: bytes) -> dict:
@@ -229,12 +284,13 @@ def _header(path: Path, data: bytes) -> dict:
         raise _refuse(path, f"is truncated ({len(data)} bytes, not even a header)")
     (n,) = struct.unpack("<Q", data[:8])
     if 8 + n > len(data):
-        raise _refuse(path, f"is truncated (its header claims {n} bytes, the file has "
-                            f"{len(data) - 8} after the length)")
+        raise _truncated(path, n, len(data) - 8)
     try:
         header = json.loads(data[8:8 + n])
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise _refuse(path, "is corrupted (its header is not valid JSON)") from None
+    except RecursionError:
+        raise _refuse(path, "is corrupted (its header is nested too deeply)") from None
     if not isinstance(header, dict):
         raise _refuse(path, "is corrupted (its header is not a JSON object)")
     return header
@@ -247,8 +303,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         the state, with Tensors, ndarrays, tuples and non-string dict keys as they were saved.
 
     Raises:
-        CheckpointError: no file at ``path``; the file is truncated, corrupted (its SHA-256 does
-            not match), or not a backprop checkpoint. Nothing is loaded in these cases.
+        CheckpointError: no file at ``path``; not a regular file (a FIFO, a device); larger than
+            the memory available; truncated, corrupted (its SHA-256 does not match, its state
+            nested too deeply), or not a backprop checkpoint. Nothing is loaded in these cases.
     """
     path = Path(path)
     data = _read(path)
@@ -271,3 +328,5 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         return _unpack(packed, tensors)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError):
         raise _refuse(path, "is corrupted (its state is not what was saved)") from None
+    except RecursionError:  # valid JSON, but deeper than Python's parser (and _unpack) go
+        raise _refuse(path, "is corrupted (its state is nested too deeply)") from None

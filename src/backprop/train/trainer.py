@@ -24,6 +24,7 @@ from backprop.data.dataloader import DataLoader
 from backprop.data.dataset import Dataset, random_split
 from backprop.tensor import Tensor
 from backprop.train import _faults
+from backprop.train._signals import SIGNAL_NAMES, StopSignals, TrainingInterrupted
 from backprop.train.callbacks import Callback, ProgressBar
 from backprop.train.checkpoint import load_checkpoint, save_checkpoint
 from backprop.train.history import History
@@ -64,6 +65,9 @@ class Trainer:
             None draws it from ``backprop.manual_seed``'s generator.
         progress: add a ``ProgressBar`` (drawn only when stderr is a terminal).
         config: anything JSON-like (and arrays) to keep in checkpoints, e.g. the run's settings.
+        handle_sigterm: also stop cleanly on SIGTERM (as on Ctrl-C, which ``fit`` always
+            handles): ``fit`` raises ``TrainingInterrupted`` between two steps instead of the
+            process being killed. For programs that checkpoint when a scheduler stops them.
 
     Attributes:
         history: a ``History`` of the finished epochs.
@@ -71,6 +75,11 @@ class Trainer:
             the current epoch done; ``stop_training``: set by a callback to stop.
 
     Accuracy is recorded when targets are class indices (N,) and outputs are (N, C) scores.
+
+    Ctrl-C (SIGINT) during ``fit`` raises ``TrainingInterrupted`` (a ``KeyboardInterrupt``)
+    between two steps, never halfway through an update: a step still computing is abandoned
+    and what its forward pass changed (RNG draws, BatchNorm statistics) undone; a step already
+    updating is finished first. ``save_checkpoint`` then saves the last completed step.
 
     Example:
         >>> import backprop as bp
@@ -86,7 +95,7 @@ class Trainer:
 
     def __init__(self, model, loss_fn, optimizer, *, callbacks: Iterable[Callback] = (),
                  seed: int | None = None, progress: bool = True,
-                 config: dict | None = None) -> None:
+                 config: dict | None = None, handle_sigterm: bool = False) -> None:
         callbacks = list(callbacks)
         for cb in callbacks:
             if not isinstance(cb, Callback):
@@ -98,6 +107,9 @@ class Trainer:
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.seed, self.config = seed, dict(config or {})
+        self.handle_sigterm = handle_sigterm
+        self._signals = StopSignals(sigterm=False)  # replaced by an active one during fit
+        self._buffers: list[Tensor] = []  # the model's buffers, snapshot before each step
         self.history = History()
         self.epoch = self.step = self.batch_in_epoch = 0
         self.epochs = 0
@@ -166,6 +178,9 @@ class Trainer:
 
         Raises:
             TrainingError: the loss became NaN or infinite (no update is made with it).
+            TrainingInterrupted: Ctrl-C (or SIGTERM, with ``handle_sigterm``); the trainer
+                holds the state after its last completed step.
+            ValueError: bad arguments, or no training data.
         """
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"fit: epochs must be an int >= 0, got {epochs!r}")
@@ -178,6 +193,9 @@ class Trainer:
             train_data, val_data = random_split(train_data, [1.0 - val_split, val_split],
                                                 seed=0 if self.seed is None else self.seed)
         loader = self._loader(train_data, batch_size, shuffle=shuffle, who="fit")
+        if hasattr(loader, "__len__") and len(loader) == 0:
+            raise ValueError("fit: the training data are empty (0 batches per epoch); there "
+                             "is nothing to train on")
         val_loader = None if val_data is None else self._loader(val_data, 256, shuffle=False,
                                                                   who="fit (val_data)")
         self.loader, self.epochs = loader, epochs
@@ -193,15 +211,43 @@ class Trainer:
                 for cb in self.callbacks:
                     cb.on_train_end(self)
             return self.history
-        for cb in self.callbacks:
-            cb.on_train_begin(self)
-        try:
-            while self.epoch < epochs and not self.stop_training:
-                self._run_epoch(loader, val_loader, generator)
-        finally:
+        with StopSignals(sigterm=self.handle_sigterm) as self._signals:
             for cb in self.callbacks:
-                cb.on_train_end(self)
+                cb.on_train_begin(self)
+            try:
+                while self.epoch < epochs and not self.stop_training:
+                    self._run_epoch(loader, val_loader, generator)
+            except TrainingInterrupted as exc:
+                raise TrainingInterrupted(exc.signum, self._interrupted(exc.signum)) from None
+            finally:
+                for cb in self.callbacks:
+                    cb.on_train_end(self)
         return self.history
+
+    def _interrupted(self, signum: int) -> str:
+        """Where the run stopped, in words: every epoch, batch and step named exists."""
+        name = SIGNAL_NAMES.get(signum, f"signal {signum}")
+        if self.batch_in_epoch:
+            of = f" of {self.batches_per_epoch}" if self.batches_per_epoch else ""
+            where = (f"in epoch {self.epoch + 1} of {self.epochs}, after batch "
+                     f"{self.batch_in_epoch}{of} (step {self.step})")
+        elif self.step:
+            where = f"after epoch {self.epoch} of {self.epochs} (step {self.step})"
+        else:
+            where = "before the first step"
+        return f"stopped by {name} {where}"
+
+    def _step_snapshot(self) -> tuple:
+        """What a forward pass may change that a checkpoint holds: the global RNG state
+        (dropout) and the buffers (BatchNorm's running statistics)."""
+        return (_random.default_generator().bit_generator.state,
+                [(b, b.data.copy()) for b in self._buffers])
+
+    def _undo_step(self, snapshot: tuple) -> None:
+        rng, buffers = snapshot
+        _random.default_generator().bit_generator.state = rng
+        for b, data in buffers:
+            np.copyto(b.data, data)
 
     def _run_epoch(self, loader, val_loader, generator) -> None:
         epoch = self.epoch + 1
@@ -221,18 +267,27 @@ class Trainer:
         batch_end = [cb for cb in self.callbacks
                      if type(cb).on_batch_end is not Callback.on_batch_end]
         pause_at = _faults.pause_steps()
+        signals = self._signals
+        self._buffers = [b for b in self.model.buffers() if b is not None]
         for i, batch in enumerate(loader):
             if i < skip:
                 continue
-            x, y = _pair(batch, "fit")
-            out = self.model(x)
-            loss = self.loss_fn(out, y)
-            value = loss.item()
-            if not math.isfinite(value):
-                sums["elapsed"] += time.perf_counter() - t0
-                raise TrainingError(self._diverged(value, epoch, i + 1))
-            self.optimizer.zero_grad()
-            loss.backward()
+            before = self._step_snapshot()
+            try:  # a signal in here abandons the step
+                x, y = _pair(batch, "fit")
+                out = self.model(x)
+                loss = self.loss_fn(out, y)
+                value = loss.item()
+                if not math.isfinite(value):
+                    sums["elapsed"] += time.perf_counter() - t0
+                    raise TrainingError(self._diverged(value, epoch, i + 1))
+                self.optimizer.zero_grad()
+                loss.backward()
+                signals.deferring = True  # from here on the step is finished, then stopped
+            except TrainingInterrupted:
+                signals.deferring = True  # a second Ctrl-C must not cut the undoing short
+                self._undo_step(before)
+                raise
             for cb in after_backward:
                 cb.on_after_backward(self)
             self.optimizer.step()
@@ -253,8 +308,10 @@ class Trainer:
                     cb.on_batch_end(self, logs)
             if self.step in pause_at:
                 _faults.pause(self.step)
+            signals.raise_pending()
             if self.stop_training:
                 break
+        signals.deferring = True  # the epoch's end (validation, callbacks) runs whole
         sums["elapsed"] += time.perf_counter() - t0
         row = {"epoch": epoch, **self.running_metrics()}
         if val_loader is not None:
@@ -270,6 +327,7 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_epoch_end(self, epoch, row)
         self.history.rows[-1] = dict(row)  # callbacks may add columns (grad_norm)
+        signals.raise_pending()
 
     def _diverged(self, value: float, epoch: int, batch: int) -> str:
         total = f" of {self.batches_per_epoch}" if self.batches_per_epoch else ""
@@ -352,10 +410,11 @@ class Trainer:
         """Everything ``fit`` needs to continue exactly: weights, optimizer, callbacks, RNG
         states, counters, the epoch's partial metrics, the history and ``config``."""
         generator = getattr(self.loader, "generator", None)
-        if self.batch_in_epoch:
-            loader_state = self._epoch_start_state
-        else:
-            loader_state = None if generator is None else generator.bit_generator.state
+        # the state the current epoch's order is drawn from: the loader's generator has moved
+        # on as soon as the epoch's first batch was fetched (a step may stop right there)
+        loader_state = self._epoch_start_state
+        if loader_state is None and generator is not None:
+            loader_state = generator.bit_generator.state
         callbacks = {}
         for key, cb in self._callback_keys():
             state = cb.state_dict()

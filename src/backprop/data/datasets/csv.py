@@ -1,8 +1,9 @@
 """``load_csv``: a user's own table as a classification dataset.
 
-The first row names the columns; every feature cell must be a number; the target column holds
-class labels (any text), which are mapped to 0..K-1 in sorted order (numerically when every label
-is a number) and reported in ``.classes`` / ``.class_to_idx``. A bad cell raises ``DatasetError``
+The first row names the columns (each name once; a UTF-8 byte-order mark is dropped); every
+feature cell must be a number that float32 can hold; the target column holds class labels (any
+text), which are mapped to 0..K-1 in sorted order (numerically when every label is a number)
+and reported in ``.classes`` / ``.class_to_idx``. A bad cell raises ``DatasetError``
 naming its row and column.
 """
 
@@ -66,9 +67,10 @@ def load_csv(path: str | os.PathLike, target: str | int, *,
         ``target_name``. Blank lines are skipped.
 
     Raises:
-        DatasetError: no header, an unknown column, a row with the wrong number of fields, or a
-            missing or non-numeric cell; the message names the row (the first data row is row 1;
-            the file line is given too) and the column (name and 1-based position).
+        DatasetError: no header, an unknown or duplicated column name, a row with the wrong
+            number of fields, or a missing or non-numeric cell or one beyond float32's range;
+            the message names the row (the first data row is row 1; the file line is given
+            too) and the column (name and 1-based position).
 
     Example:
         >>> import tempfile, pathlib
@@ -83,6 +85,8 @@ def load_csv(path: str | os.PathLike, target: str | int, *,
         with open(path, newline="", encoding=encoding) as f:
             reader = csv.reader(f, delimiter=delimiter)
             header = [name.strip() for name in next(reader, [])]
+            if header:  # a UTF-8 byte-order mark (Excel writes one) is not part of the name
+                header[0] = header[0].lstrip("\ufeff").strip()
             if not header:
                 raise DatasetError(f"{path}: expected a header row naming the columns, found an "
                                    "empty file")
@@ -111,6 +115,14 @@ def load_csv(path: str | os.PathLike, target: str | int, *,
     if not cols:
         raise DatasetError(f"{path}: expected at least one feature column besides the target "
                            f"{header[t]!r}, found none")
+    for j in (*cols, t):  # columns are later found by name (predict): one name, one column
+        same = [k + 1 for k, name in enumerate(header) if name == header[j]]
+        if len(same) > 1:
+            raise DatasetError(
+                f"{path}: column name {header[j]!r} appears {len(same)} times (columns "
+                f"{', '.join(map(str, same))}); give each column its own name, or pick the "
+                "feature columns with features="
+            )
 
     def where(i: int, j: int) -> str:
         return f"{path}: row {i + 1} (line {lines[i]}), column {header[j]!r} (column {j + 1})"
@@ -136,6 +148,12 @@ def load_csv(path: str | os.PathLike, target: str | int, *,
 
     if data is None:  # NumPy refused a text that Python's float() reads (e.g. "1_000")
         data = np.array([[float(c) for c in row] for row in cells[:, cols].tolist()])
+    big = np.abs(data) > np.finfo(np.float32).max
+    if big.any():  # finite here, but inf once stored as float32
+        i, k = np.argwhere(big)[0]
+        raise DatasetError(f"{where(i, cols[k])}: {rows[i][cols[k]].strip()} is beyond the range "
+                           f"of float32 (magnitude at most {np.finfo(np.float32).max:.4g}), "
+                           "the type the features are stored in; rescale the column")
 
     names, inverse = np.unique(cells[:, t], return_inverse=True)
     names = names.tolist()

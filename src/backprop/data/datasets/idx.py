@@ -29,19 +29,41 @@ def _describe_magic(magic: int) -> str:
     return f"{magic} (0x{magic:08X}: {what}, {ndim} dimensions)"
 
 
+def _unreadable(path: Path, exc: OSError) -> DatasetError:
+    return DatasetError(f"{path}: cannot read the file: {exc.strerror or exc}; check its "
+                        "permissions (and those of the directories above it)")
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, but a directory that may not be searched is a DatasetError (pathlib
+    raises PermissionError there) rather than a traceback."""
+    try:
+        return path.is_file()
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+
+
 def _read_bytes(path: Path, hint: str) -> bytes:
     try:
         if path.suffix == ".gz":
             with gzip.open(path, "rb") as f:
                 return f.read()
         return path.read_bytes()
-    except (OSError, EOFError, zlib.error) as exc:
-        # gzip.BadGzipFile is an OSError; a cut-off .gz raises EOFError
-        raise DatasetError(
-            f"{path}: expected a complete gzip-compressed IDX file, but it cannot be "
-            f"decompressed ({type(exc).__name__}: {exc}); the file is truncated or damaged. "
-            f"{hint}"
-        ) from None
+    except OSError as exc:
+        if exc.errno is not None:  # the OS refused (permissions, I/O): not a damaged file
+            raise _unreadable(path, exc) from None
+        raise _damaged(path, exc, hint) from None
+    except (EOFError, zlib.error) as exc:
+        raise _damaged(path, exc, hint) from None
+
+
+def _damaged(path: Path, exc: Exception, hint: str) -> DatasetError:
+    # gzip.BadGzipFile is an OSError without an errno; a cut-off .gz raises EOFError
+    return DatasetError(
+        f"{path}: expected a complete gzip-compressed IDX file, but it cannot be "
+        f"decompressed ({type(exc).__name__}: {exc}); the file is truncated or damaged. "
+        f"{hint}"
+    )
 
 
 def read_idx(path: str | os.PathLike, magic: int | None = None, shape: tuple | None = None,
@@ -65,7 +87,7 @@ def read_idx(path: str | os.PathLike, magic: int | None = None, shape: tuple | N
     """
     path = Path(path)
     hint = f" {hint}" if hint else ""
-    if not path.is_file():
+    if not _is_file(path):
         raise DatasetError(f"{path}: file not found.{hint}")
     buf = _read_bytes(path, hint.strip())
     raw = " (after decompression)" if path.suffix == ".gz" else ""
@@ -130,7 +152,8 @@ class MNIST(LabeledDataset):
         classes: the class names.
 
     Raises:
-        DatasetError: a file is missing, truncated or garbled, or images and labels disagree.
+        DatasetError: a file is missing, unreadable, truncated or garbled, holds no images, or
+            images and labels disagree.
     """
 
     classes = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
@@ -147,7 +170,11 @@ class MNIST(LabeledDataset):
             f"t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz; or gunzipped) in {root}; "
             f"{self.source}."
         )
-        images = read_idx(self._find(root, split, "images", 3, hint), 2051, (None, 28, 28), hint)
+        images_path = self._find(root, split, "images", 3, hint)
+        images = read_idx(images_path, 2051, (None, 28, 28), hint)
+        if len(images) == 0:  # a valid file, but training on it would fail much later
+            raise DatasetError(f"{images_path}: the file holds 0 images; expected the {split} "
+                               f"images of {type(self).__name__}. {hint}")
         labels_path = self._find(root, split, "labels", 1, hint)
         labels = read_idx(labels_path, 2049, (None,), hint)
         if len(images) != len(labels):
@@ -171,7 +198,7 @@ class MNIST(LabeledDataset):
         names = [f"{split}-{what}-idx{ndim}-ubyte", f"{split}-{what}.idx{ndim}-ubyte"]
         for name in names:
             for candidate in (root / f"{name}.gz", root / name):
-                if candidate.is_file():
+                if _is_file(candidate):
                     return candidate
         raise DatasetError(
             f"{root / names[0]}: expected the {split} {what} file (.gz or uncompressed) in "
