@@ -31,6 +31,8 @@ Example:
     [0, 1, 1, 0]
 """
 
+from backprop.rules.angles import alignment_angle, exact_gradients, gradient_angles
+from backprop.rules.dfa import DFA, DirectFeedback
 from backprop.rules.fa import (
     FAConv2d,
     FAConv2dFunction,
@@ -42,6 +44,7 @@ from backprop.rules.fa import (
 )
 
 __all__ = [
+    "DFA", "DirectFeedback", "alignment_angle", "exact_gradients", "gradient_angles",
     "FAConv2d", "FAConv2dFunction", "FALinear", "FALinearFunction", "fa_conv2d", "fa_linear",
     "feedback_alignment",
 ]
