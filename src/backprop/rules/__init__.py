@@ -42,9 +42,12 @@ from backprop.rules.fa import (
     fa_linear,
     feedback_alignment,
 )
+from backprop.rules.ff import ForwardForward, Goodness, ff_loss, goodness
+from backprop.rules.perturbation import PerturbationEstimate, WeightPerturbation
 
 __all__ = [
-    "DFA", "DirectFeedback", "alignment_angle", "exact_gradients", "gradient_angles",
-    "FAConv2d", "FAConv2dFunction", "FALinear", "FALinearFunction", "fa_conv2d", "fa_linear",
-    "feedback_alignment",
+    "DFA", "DirectFeedback", "FAConv2d", "FAConv2dFunction", "FALinear", "FALinearFunction",
+    "ForwardForward", "Goodness", "PerturbationEstimate", "WeightPerturbation",
+    "alignment_angle", "exact_gradients", "fa_conv2d", "fa_linear", "feedback_alignment",
+    "ff_loss", "gradient_angles", "goodness",
 ]
