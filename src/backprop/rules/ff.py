@@ -215,12 +215,20 @@ class ForwardForward(Module):
 
     # --- training ---
     def negative_labels(self, labels, scores=None) -> np.ndarray:
-        """A wrong label per sample: drawn in proportion to exp(scores) among the wrong labels
-        (``"hard"``; needs the scores) or uniformly (``"random"``), from backprop's generator.
+        """A wrong label per sample. Training: drawn in proportion to exp(scores) among the
+        wrong labels (``"hard"``; needs the scores) or uniformly (``"random"``), from backprop's
+        generator. Eval mode: the highest-scoring wrong label (no draw, so evaluating leaves
+        the random stream of training alone); ``(label + 1) % C`` without scores.
         """
         labels = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
-        gen = _random.default_generator()
         n, c = len(labels), self.num_classes
+        if not self.training:
+            if scores is None:
+                return (labels + 1) % c
+            s = np.array(scores.data if isinstance(scores, Tensor) else scores, np.float64)
+            s[np.arange(n), labels] = -np.inf
+            return s.argmax(axis=1)
+        gen = _random.default_generator()
         if self.negatives == "random" or scores is None:
             return (labels + gen.integers(1, c, size=n)) % c
         s = np.asarray(scores.data if isinstance(scores, Tensor) else scores, np.float64)
