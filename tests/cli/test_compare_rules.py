@@ -51,9 +51,11 @@ def test_digits_defaults_meet_the_targets_and_write_every_file(tmp_path, capsys)
         else:
             assert r["angle_deg"] == ""
     history = _rows(out / "history.csv")
-    assert len(history) == 5 * 30
-    assert [h["test_accuracy"] for h in history if h["rule"] == "fa"][-1] == \
-        rows["fa"]["test_accuracy"]
+    assert len(history) == 5 * 30 + 2  # fa and dfa add the angle before training, epoch 0
+    fa = [h for h in history if h["rule"] == "fa"]
+    assert fa[0]["epoch"] == "0" and fa[0]["test_accuracy"] == ""
+    assert float(fa[0]["angle_deg"]) > float(fa[-1]["angle_deg"])  # the alignment effect
+    assert fa[-1]["test_accuracy"] == rows["fa"]["test_accuracy"]
     assert (out / "accuracy.png").read_bytes()[:8] == PNG
     for rule in ("backprop", "fa", "dfa", "ff", "perturbation"):
         assert f"\n{rule}" in stdout

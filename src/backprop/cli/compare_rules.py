@@ -164,8 +164,9 @@ def _angle_callback(model, x, y):
 def train_rule(rule: str, recipe: Recipe, splits, facts: dict, seed: int, epochs: int,
                out=None) -> dict:
     """Train one rule; returns ``{"rule", "test_accuracy", "epochs", "seconds", "angle_deg",
-    "history": [row per epoch], "initial_angle"}``. ``seconds`` is the wall-clock of the
-    training steps alone (the per-epoch test evaluations and angle measurements excluded)."""
+    "history": [row per epoch, and an epoch-0 row with the initial angle for fa and dfa]}``.
+    ``seconds`` is the wall-clock of the training steps alone (the per-epoch test evaluations
+    and angle measurements excluded)."""
     import backprop as bp
     from backprop.optim.lr_scheduler import CosineAnnealingLR
     from backprop.train import EpochLogger, LRSchedulerStep, Trainer
@@ -194,10 +195,12 @@ def train_rule(rule: str, recipe: Recipe, splits, facts: dict, seed: int, epochs
     rows = [{"rule": rule, "epoch": r["epoch"], "train_loss": r.get("loss"),
              "train_accuracy": r.get("accuracy"), "test_accuracy": r.get("val_accuracy"),
              "angle_deg": r.get("angle_deg"), "seconds": r.get("time")} for r in history.rows]
-    return {"rule": rule, "test_accuracy": rows[-1]["test_accuracy"], "epochs": len(rows),
-            "seconds": sum(r["seconds"] for r in rows),
-            "angle_deg": rows[-1]["angle_deg"], "history": rows,
-            "initial_angle": None if angle is None else angle.initial}
+    result = {"rule": rule, "test_accuracy": rows[-1]["test_accuracy"], "epochs": len(rows),
+              "seconds": sum(r["seconds"] for r in rows), "angle_deg": rows[-1]["angle_deg"]}
+    if angle is not None:  # the angle before any update: history's epoch 0
+        rows.insert(0, {"rule": rule, "epoch": 0, "angle_deg": angle.initial})
+    result["history"] = rows
+    return result
 
 
 def _raw_pixels(splits):
@@ -238,7 +241,7 @@ def plot_accuracy(results: list[dict], path: Path, title: str) -> Path:
     lows = []
     for res in results:
         pts = [(r["epoch"], 100 * r["test_accuracy"]) for r in res["history"]
-               if r["test_accuracy"] is not None]
+               if r.get("test_accuracy") is not None]
         if not pts:
             continue
         final = 100 * res["test_accuracy"]
