@@ -7,20 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backprop.cli import main
 from backprop.cli.compare_rules import RESULTS_HEADER, parse_rules
+from tests.cli.test_cli import run
 from tests.data.test_idx import _small_mnist
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def run(capsys, *argv):
-    try:
-        status = main([str(a) for a in argv])
-    except SystemExit as exc:
-        status = exc.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def _rows(path: Path) -> list[dict]:
