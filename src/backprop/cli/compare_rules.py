@@ -37,6 +37,7 @@ HISTORY_HEADER = ("rule", "epoch", "train_loss", "train_accuracy", "test_accurac
                   "seconds")
 ANGLE_SAMPLES = 1000  # the fixed training batch the alignment angle is measured on
 
+_TITLES = {"digits": "the 8x8 digits", "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 _NAMES = {"backprop": "backprop", "fa": "feedback alignment", "dfa": "direct feedback alignment",
           "ff": "Forward-Forward", "perturbation": "weight perturbation"}
 
@@ -230,6 +231,7 @@ def plot_accuracy(results: list[dict], path: Path, title: str) -> Path:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError as exc:
         raise ImportError("accuracy.png needs matplotlib: pip install 'backprop[plot]'") from exc
     from backprop.train import atomic_write
@@ -250,6 +252,7 @@ def plot_accuracy(results: list[dict], path: Path, title: str) -> Path:
         lows.append(min(v for _, v in pts[len(pts) // 4:]))  # ignore the first quarter
     if lows:
         ax.set_ylim(max(0.0, math.floor(min(lows)) - 1.0), 100.0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(True, alpha=0.3)
@@ -367,7 +370,7 @@ def _write(run_dir: Path, results: list[dict], dataset: str, atomic_write, out,
         if final:
             try:
                 plot_accuracy(results, run_dir / "accuracy.png",
-                              f"Learning rules on {dataset}: test accuracy per epoch")
+                              f"Learning rules on {_TITLES[dataset]}: test accuracy per epoch")
             except ImportError:
                 print("note: accuracy.png not drawn: matplotlib is not installed (pip install "
                       "'backprop[plot]')", file=out)
