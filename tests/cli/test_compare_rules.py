@@ -75,7 +75,7 @@ def test_mnist_recipe_runs_ff_on_raw_pixels_and_leaves_perturbation_out(tmp_path
                               "--out", out)
     assert status == 0, err
     assert [r["rule"] for r in _rows(out / "results.csv")] == ["backprop", "ff"]
-    assert "784-1000-1000-10" in stdout and "FF 784+10-2000-2000-2000-2000 ReLU" in stdout
+    assert "784-1000-1000-10" in stdout and "FF 784+10-1000-1000-1000-1000 ReLU" in stdout
     status, stdout, err = run(capsys, "compare-rules", "--dataset", "mnist", "--data-dir",
                               tmp_path / "mnist", "--rules", "backprop", "--epochs", "1",
                               "--out", tmp_path / "run2")
