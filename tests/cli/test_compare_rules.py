@@ -77,9 +77,10 @@ def test_mnist_recipe_runs_ff_on_raw_pixels_and_leaves_perturbation_out(tmp_path
     assert [r["rule"] for r in _rows(out / "results.csv")] == ["backprop", "ff"]
     assert "784-1000-1000-10" in stdout and "FF 784+10-1000-1000-1000-1000 ReLU" in stdout
     status, stdout, err = run(capsys, "compare-rules", "--dataset", "mnist", "--data-dir",
-                              tmp_path / "mnist", "--rules", "backprop", "--epochs", "1",
-                              "--out", tmp_path / "run2")
+                              tmp_path / "mnist", "--rules", "ff", "--epochs", "1",
+                              "--ff-hidden", "30,20", "--out", tmp_path / "run2")
     assert status == 0, err
+    assert "FF 784+10-30-20 ReLU" in stdout
 
 
 @pytest.mark.parametrize("argv,status,words", [
@@ -88,6 +89,8 @@ def test_mnist_recipe_runs_ff_on_raw_pixels_and_leaves_perturbation_out(tmp_path
     (["--dataset", "mnist", "--data-dir", ".", "--rules", "perturbation"], 2,
      ["digits only"]),
     (["--epochs", "0"], 2, ["--epochs must be >= 1"]),
+    (["--ff-hidden", "100,x"], 2, ["--ff-hidden", "'100,x'"]),
+    (["--ff-hidden", "0"], 2, ["positive layer widths"]),
     (["--dataset", "mnist"], 2, ["--data-dir"]),
     (["--data-dir", "somewhere"], 2, ["--data-dir goes with --dataset mnist"]),
     (["--dataset", "mnist", "--data-dir", "/nonexistent/mnist"], 1, ["/nonexistent/mnist"]),

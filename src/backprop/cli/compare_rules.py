@@ -23,7 +23,7 @@ import io
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -285,6 +285,18 @@ def parse_rules(text: str) -> list[str]:
     return [r for r in RULES if r in names]
 
 
+def parse_widths(text: str) -> tuple[int, ...]:
+    """``'2000,2000'`` -> (2000, 2000); anything but positive integers is refused."""
+    try:
+        widths = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise UsageError(f"--ff-hidden: expected comma-separated positive layer widths such as "
+                         f"2000,2000,2000,2000, got {text!r}")
+    return widths
+
+
 def add_parser(sub) -> argparse.ArgumentParser:
     """Register ``compare-rules`` on the ``backprop`` subparsers."""
     p = sub.add_parser(
@@ -302,6 +314,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--rules", default=",".join(RULES), metavar="LIST",
                    help=f"comma-separated subset of {','.join(RULES)} (default: all; "
                         "perturbation runs on digits only)")
+    p.add_argument("--ff-hidden", metavar="WIDTHS", help="Forward-Forward's layer widths, e.g. "
+                   "2000,2000,2000,2000 (default: the dataset's recipe)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: "
                    "runs/compare-rules-DATASET-TIMESTAMP)")
@@ -315,6 +329,7 @@ def cmd_compare_rules(args: argparse.Namespace, out=None) -> int:
     from backprop.train import atomic_write
 
     chosen = parse_rules(args.rules)
+    ff_hidden = None if args.ff_hidden is None else parse_widths(args.ff_hidden)
     given = args.rules != ",".join(RULES)
     if args.dataset != "digits" and "perturbation" in chosen:
         if given:
@@ -335,6 +350,8 @@ def cmd_compare_rules(args: argparse.Namespace, out=None) -> int:
     splits = load_splits(args.dataset, args.data_dir)
     facts = {"input_shape": list(splits.input_shape), "num_classes": splits.num_classes}
     recipe = RECIPES[args.dataset]
+    if ff_hidden is not None:
+        recipe = replace(recipe, ff_hidden=ff_hidden)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
