@@ -249,6 +249,7 @@ def plot_accuracy(results: list[dict], path: Path, title: str) -> Path:
             continue
         final = 100 * res["test_accuracy"]
         ax.plot(*zip(*pts), marker=markers.get(res["rule"]), markersize=3, linewidth=1.4,
+                color=f"C{RULES.index(res['rule'])}",  # one colour per rule, in every plot
                 label=f"{_NAMES[res['rule']]} ({final:.2f}%)")
         lows.append(min(v for _, v in pts[len(pts) // 4:]))  # ignore the first quarter
     if lows:
