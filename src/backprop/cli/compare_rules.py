@@ -1,8 +1,8 @@
 """``backprop compare-rules``: train one architecture with each learning rule, side by side.
 
     backprop compare-rules [--dataset digits|mnist|fashion-mnist] [--data-dir DIR]
-                           [--epochs N] [--rules backprop,fa,dfa,ff,perturbation] [--seed S]
-                           [--out DIR]
+                           [--epochs N] [--rules backprop,fa,dfa,ff,perturbation]
+                           [--ff-hidden 2000,2000,...] [--seed S] [--out DIR]
 
 Every rule trains through the ordinary training loop (``backprop.train.Trainer``) with Adam
 (Forward-Forward on MNIST with SGD and momentum, as Hinton did), cosine-annealed, from the same
