@@ -2,8 +2,8 @@
 
 The public surface: ``Tensor`` and ``tensor``, the constructors, every op as a function, grad
 mode, ``manual_seed``, gradient checks and the dtypes. ``import backprop`` imports NumPy only;
-the subpackages ``nn``, ``optim``, ``data`` and ``train`` load on first use (``bp.nn.Linear``,
-``from backprop import optim``).
+the subpackages ``nn``, ``optim``, ``data``, ``train`` and ``rules`` load on first use
+(``bp.nn.Linear``, ``from backprop import optim``).
 
 Example:
     >>> import backprop as bp
@@ -52,7 +52,7 @@ from backprop.ops import __all__ as _ops_all
 from backprop.random import manual_seed
 from backprop.tensor import Tensor, bool_, float16, float32, float64, int32, int64
 
-_SUBPACKAGES = ("data", "nn", "optim", "train")
+_SUBPACKAGES = ("data", "nn", "optim", "rules", "train")
 
 __all__ = [
     "Tensor", "ShapeError", "__version__", "arange", "autograd", "bool_", "detect_anomaly", "empty",
@@ -63,8 +63,9 @@ __all__ = [
 ]
 
 def __getattr__(name: str):
-    # Layers, optimizers, data and training load on first use: compiling them costs about 25 ms
-    # (without cached bytecode) that a script using only tensors and autograd should not pay.
+    # Layers, optimizers, data, training and learning rules load on first use: compiling them
+    # costs about 25 ms (without cached bytecode) that a script using only tensors and autograd
+    # should not pay.
     if name in _SUBPACKAGES:
         return importlib.import_module(f"backprop.{name}")
     raise AttributeError(f"module 'backprop' has no attribute {name!r}")
