@@ -32,7 +32,7 @@ from backprop.ops.elementwise import (
     to_dtype,
     where,
 )
-from backprop.ops.linalg import einsum, matmul
+from backprop.ops.linalg import bmm, einsum, matmul, mm
 from backprop.ops.nn_ops import log_softmax, softmax
 from backprop.ops.reduction import (
     amax,
@@ -50,6 +50,7 @@ from backprop.ops.reduction import (
     sum,
     var,
 )
+from backprop.ops.selection import argsort, index_fill, narrow, sort, topk, tril, triu
 from backprop.ops.shape import (
     broadcast_to,
     cat,
@@ -80,7 +81,8 @@ from backprop.ops.shape import (
 )
 
 __all__ = [
-    "abs", "add", "amax", "amin", "argmax", "argmin", "broadcast_to", "cat", "chunk", "clamp",
+    "abs", "add", "amax", "amin", "argmax", "argmin", "argsort", "bmm", "broadcast_to", "cat",
+    "chunk", "clamp", "index_fill", "mm", "narrow", "sort", "topk", "tril", "triu",
     "clip", "clone", "concat", "cos", "cumsum", "div", "einsum", "elu", "erf", "exp", "expand",
     "flatten", "flip", "gather", "gelu", "getitem", "index_add", "index_put", "index_select",
     "leaky_relu", "log", "log1p", "log_softmax", "logsumexp", "masked_fill", "matmul", "max",

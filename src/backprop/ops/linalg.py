@@ -77,6 +77,34 @@ def matmul(input, other) -> Tensor:
         raise _matmul_error(np.shape(_raw(input)), np.shape(_raw(other))) from None
 
 
+def mm(input: Tensor, mat2: Tensor) -> Tensor:
+    """The product of two matrices, PyTorch's ``mm`` (no broadcasting, no 1-D promotion).
+    Shapes: (n, k) @ (k, m) -> (n, m)."""
+    for name, t in (("self", input), ("mat2", mat2)):
+        if t.ndim != 2:
+            raise ShapeError(f"mm: {name} must be a matrix, got shape {tuple(t.shape)}")
+    if input.shape[1] != mat2.shape[0]:
+        raise ShapeError(
+            f"mm: mat1 and mat2 shapes cannot be multiplied ({input.shape[0]}x{input.shape[1]} "
+            f"and {mat2.shape[0]}x{mat2.shape[1]})"
+        )
+    return matmul(input, mat2)
+
+
+def bmm(input: Tensor, mat2: Tensor) -> Tensor:
+    """Batched matrix product, PyTorch's ``bmm`` (no broadcasting).
+    Shapes: (b, n, k) @ (b, k, m) -> (b, n, m)."""
+    for name, t in (("batch1", input), ("batch2", mat2)):
+        if t.ndim != 3:
+            raise ShapeError(f"bmm: {name} must be a 3D tensor, got shape {tuple(t.shape)}")
+    if input.shape[0] != mat2.shape[0] or input.shape[2] != mat2.shape[1]:
+        raise ShapeError(
+            f"bmm: shapes {tuple(input.shape)} and {tuple(mat2.shape)} do not fit: expected "
+            "(b, n, k) and (b, k, m) with the same b"
+        )
+    return matmul(input, mat2)
+
+
 def _matmul_error(a_shape: tuple, b_shape: tuple) -> ShapeError:
     shapes = f"matmul: shapes {a_shape} and {b_shape}"
     if not a_shape or not b_shape:
