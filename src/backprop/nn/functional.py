@@ -6,6 +6,7 @@ Layers call these; they never reimplement the maths. Losses live here too (see `
 from __future__ import annotations
 
 import backprop as _bp
+from backprop.errors import check_same_dtype
 from backprop.nn._functional_conv import (
     adaptive_avg_pool2d,
     avg_pool2d,
@@ -70,6 +71,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"linear: input of shape {input.shape} does not fit a weight of shape "
             f"{weight.shape}: the input's last dimension must be in_features={weight.shape[-1]}"
         )
+    check_same_dtype("linear", input, weight, layer=True)
     if input.ndim == 1:
         out = _bp.matmul(input, weight.T)
     else:  # one op: the product with Wᵀ without materialising the transpose

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 
 from backprop import creation
-from backprop.errors import ShapeError
+from backprop.errors import ShapeError, check_same_dtype
 from backprop.nn import _functional_layers as FL
 from backprop.nn import init
 from backprop.nn.module import Module, Parameter
@@ -172,6 +172,7 @@ class RNNBase(Module):
                 f"{name}: input of shape {input.shape} has {input.shape[-1]} features in its last "
                 f"dimension, expected input_size={self.input_size} (layout {layout})"
             )
+        check_same_dtype(name, input, self.weight_ih_l0, layer=True)
 
     def _check_state(self, h: Tensor, expected: tuple, what: str) -> None:
         if not isinstance(h, Tensor) or tuple(h.shape) != expected:
@@ -409,6 +410,7 @@ class RNNCellBase(Module):
                 f"{name}: expected input of shape (N, {self.input_size}) or "
                 f"({self.input_size},), got {got}"
             )
+        check_same_dtype(name, input, self.weight_ih, layer=True)
         unbatched = input.ndim == 1
         if unbatched:
             input = reshape(input, (1, self.input_size))

@@ -7,7 +7,7 @@ import string
 import numpy as np
 
 from backprop.autograd.function import Function
-from backprop.errors import ShapeError
+from backprop.errors import ShapeError, check_same_dtype
 from backprop.ops._util import const
 from backprop.tensor import Tensor, _raw
 
@@ -69,6 +69,8 @@ def matmul(input, other) -> Tensor:
         >>> (bp.ones(2, 3) @ bp.ones(3)).shape
         (2,)
     """
+    if hasattr(input, "dtype") and hasattr(other, "dtype"):
+        check_same_dtype("matmul", input, other)
     try:
         return MatMul.apply(input, other)
     except ValueError:
