@@ -1,5 +1,5 @@
 """Op cases for the PyTorch-compatibility ops (issue 15): sort, argsort, topk, narrow, triu,
-tril, index_fill, mm, bmm. Appended to ``cases.CASES``."""
+tril, index_fill, mm, bmm, scaled_dot_product_attention. Appended to ``cases.CASES``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 
 import backprop as bp
 
-from .cases import OpCase, torch
+from .cases import F, OpCase, fixed, torch
 
 
 def _sort_ref(x, dim=-1, descending=False):
@@ -27,7 +27,7 @@ def _index_fill_ref(x, dim, index, value):
     return y
 
 
-def _unused_sdpa_ref(q, k, v, mask=None, causal=False, scale=None):
+def _sdpa_ref(q, k, v, mask=None, causal=False, scale=None):
     scale = 1 / np.sqrt(q.shape[-1]) if scale is None else scale
     s = q @ np.swapaxes(k, -1, -2) * scale
     if causal:
@@ -69,5 +69,25 @@ PYTORCH_OPS = [
     OpCase("mm", lambda a, b: a.mm(b), ((2, 3), (3, 4)), np.matmul),
     OpCase("bmm", lambda a, b: bp.bmm(a, b), ((2, 3, 4), (2, 4, 2)), np.matmul,
            torch_fn=lambda a, b: torch.bmm(a, b)),
+    OpCase("scaled_dot_product_attention",
+           lambda q, k, v: bp.nn.functional.scaled_dot_product_attention(q, k, v),
+           ((2, 3, 4), (2, 5, 4), (2, 5, 3)), _sdpa_ref,
+           torch_fn=lambda q, k, v: F.scaled_dot_product_attention(q, k, v)),
+    OpCase("scaled_dot_product_attention_causal_scale",
+           lambda q, k, v: bp.nn.functional.scaled_dot_product_attention(
+               q, k, v, is_causal=True, scale=0.3),
+           ((1, 2, 4, 3), (1, 2, 4, 3), (1, 2, 4, 2)),
+           lambda q, k, v: _sdpa_ref(q, k, v, causal=True, scale=0.3),
+           torch_fn=lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                                                   scale=0.3)),
+    OpCase("scaled_dot_product_attention_bool_mask",
+           lambda q, k, v, m: bp.nn.functional.scaled_dot_product_attention(q, k, v, m),
+           ((2, 3, 2), (2, 4, 2), (2, 4, 2), fixed(_BOOL_MASK)),
+           lambda q, k, v, m: _sdpa_ref(q, k, v, m),
+           torch_fn=lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, m)),
+    OpCase("scaled_dot_product_attention_float_mask",
+           lambda q, k, v, m: bp.nn.functional.scaled_dot_product_attention(q, k, v, m),
+           ((3, 2), (4, 2), (4, 3), (3, 4)), lambda q, k, v, m: _sdpa_ref(q, k, v, m),
+           torch_fn=lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, m)),
 ]
 

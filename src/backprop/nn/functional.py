@@ -24,6 +24,7 @@ from backprop.nn._functional_layers import (
     embedding,
     layer_norm,
 )
+from backprop.nn.attention import multi_head_attention_forward, scaled_dot_product_attention
 from backprop.nn.loss import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -42,6 +43,7 @@ from backprop.nn.loss import (
 from backprop.ops.elementwise import elu, gelu, leaky_relu, relu, sigmoid, softplus, tanh
 from backprop.ops.linalg import MatMul
 from backprop.ops.nn_ops import log_softmax, softmax
+from backprop.ops.shape import one_hot, pad
 from backprop.tensor import Tensor
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "mse_loss", "nll_loss",
     "cosine_embedding_loss", "hinge_embedding_loss", "huber_loss", "kl_div", "multi_margin_loss",
     "smooth_l1_loss", "triplet_margin_loss",
+    "multi_head_attention_forward", "one_hot", "pad", "scaled_dot_product_attention",
 ]
 
 
