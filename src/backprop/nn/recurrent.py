@@ -29,6 +29,7 @@ from backprop.errors import ShapeError, check_same_dtype
 from backprop.nn import _functional_layers as FL
 from backprop.nn import init
 from backprop.nn.module import Module, Parameter
+from backprop.nn.utils.rnn import PackedSequence
 from backprop.ops.elementwise import relu, sigmoid, tanh
 from backprop.ops.linalg import MatMul
 from backprop.ops.recurrent import LSTMCellStep, LSTMLayer, Stack, Unbind
@@ -141,6 +142,9 @@ class RNNBase(Module):
     def _name(self) -> str:
         return type(self).__name__
 
+    def flatten_parameters(self) -> None:
+        """A no-op, as PyTorch's on the CPU (it compacts weights for cuDNN)."""
+
     def reset_parameters(self) -> None:
         """Every weight and bias from U(-1/√hidden_size, 1/√hidden_size), as PyTorch."""
         bound = 1 / math.sqrt(self.hidden_size)
@@ -183,6 +187,11 @@ class RNNBase(Module):
             )
 
     def forward(self, input: Tensor, hx=None):
+        if isinstance(input, PackedSequence):
+            # imported here: the packed path builds on this module's cells
+            from backprop.nn._recurrent_packed import forward_packed
+
+            return forward_packed(self, input, hx)
         self._check_input(input)
         unbatched = input.ndim == 2
         if unbatched:
