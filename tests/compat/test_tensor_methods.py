@@ -172,3 +172,46 @@ def test_uniform_and_normal_fill_in_place_under_no_grad():
     w.normal_(1.0, 0.5)
     assert abs(w.data.mean() - 1.0) < 0.02 and abs(w.data.std() - 0.5) < 0.02
     assert w.dtype == np.float32
+
+
+def test_augmented_assignment_updates_in_place_as_torch(rng):
+    # the manual-SGD idiom of PyTorch's autograd tutorial: w must stay the same leaf
+    a = rng.standard_normal(3)
+    results = []
+    for m in (bp, torch):
+        w = m.tensor(a, requires_grad=True)
+        alias = w
+        for _ in range(3):
+            loss = (w * w).sum()
+            loss.backward()
+            with m.no_grad():
+                w -= 0.1 * w.grad
+                w *= 1.0
+                w /= 1.0
+                w += 0.0
+            w.grad = None
+        assert w is alias and w.is_leaf and w.requires_grad
+        results.append(np.asarray(w.detach()))
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-12)
+    y, ty = bp.ones(2, requires_grad=True) * 2, torch.ones(2, requires_grad=True) * 2
+    y += 1.0  # recorded on a non-leaf, in both
+    ty += 1.0
+    assert y.requires_grad and ty.requires_grad and y.tolist() == ty.tolist()
+
+
+def test_floor_division_and_remainder_match_torch(rng):
+    a = np.array([-7.5, -3.0, 0.0, 2.5, 7.0, 1.25])
+    b = np.array([2.0, -3.0, 4.0, 2.0, -2.5, 0.5])
+    (x, tx), (y, ty) = _pair(a), _pair(b)
+    for op in (lambda u, v: u // v, lambda u, v: u % v, lambda u, v: u % 2.0,
+               lambda u, v: 7.0 // v, lambda u, v: 5.0 % v):
+        np.testing.assert_allclose(op(x, y).data, op(tx, ty).numpy(), rtol=1e-12, atol=1e-12)
+    ints = np.arange(-5, 6)
+    _same(bp.tensor(ints) % 3, torch.tensor(ints) % 3)
+    _same(bp.tensor(ints) // 3, torch.tensor(ints) // 3)
+    xg, txg = bp.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    yg, tyg = bp.tensor(b, requires_grad=True), torch.tensor(b, requires_grad=True)
+    (xg % yg).sum().backward()
+    (txg % tyg).sum().backward()
+    np.testing.assert_allclose(xg.grad.data, txg.grad.numpy())
+    np.testing.assert_allclose(yg.grad.data, tyg.grad.numpy())
