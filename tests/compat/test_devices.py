@@ -205,3 +205,28 @@ def test_inference_mode_records_nothing_as_context_and_decorator():
     tw = torch.ones(2, requires_grad=True)
     with torch.inference_mode():
         assert not (tw * 2).requires_grad
+
+
+@pytest.mark.parametrize("make", [
+    lambda m, d: m.nn.Linear(2, 3, device=d),
+    lambda m, d: m.nn.Bilinear(2, 2, 3, device=d),
+    lambda m, d: m.nn.Conv1d(2, 3, 1, device=d),
+    lambda m, d: m.nn.Conv2d(2, 3, 1, device=d),
+    lambda m, d: m.nn.ConvTranspose2d(2, 3, 1, device=d),
+    lambda m, d: m.nn.BatchNorm1d(3, device=d),
+    lambda m, d: m.nn.LayerNorm(3, device=d),
+    lambda m, d: m.nn.Embedding(4, 3, device=d),
+    lambda m, d: m.nn.LSTM(2, 3, device=d),
+    lambda m, d: m.nn.GRU(2, 3, device=d),
+    lambda m, d: m.nn.RNN(2, 3, device=d),
+    lambda m, d: m.nn.LSTMCell(2, 3, device=d),
+    lambda m, d: m.nn.RNNCell(2, 3, device=d),
+    lambda m, d: m.nn.MultiheadAttention(4, 2, device=d),
+    lambda m, d: m.nn.TransformerEncoderLayer(4, 2, 8, device=d),
+])
+def test_layers_take_device_as_torch_s_do(make):
+    assert make(bp, "cpu") is not None and make(bp, torch.device("cpu")) is not None
+    assert make(torch, "cpu") is not None
+    for m in (torch, bp):
+        with pytest.raises(AssertionError):
+            make(m, "cuda")

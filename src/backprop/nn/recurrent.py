@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 
 from backprop import creation
+from backprop.devices import check_device
 from backprop.errors import ShapeError, check_same_dtype
 from backprop.nn import _functional_layers as FL
 from backprop.nn import init
@@ -321,7 +322,9 @@ class RNN(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, dtype=None) -> None:
+                 dropout: float = 0.0, bidirectional: bool = False, dtype=None,
+                 device=None) -> None:
+        check_device(device, "module")
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: unknown nonlinearity {nonlinearity!r}; use 'tanh' or 'relu'")
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
@@ -348,7 +351,8 @@ class LSTM(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, dtype=None) -> None:
+                 bidirectional: bool = False, dtype=None, device=None) -> None:
+        check_device(device, "module")
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, dtype)
 
@@ -370,7 +374,8 @@ class GRU(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, dtype=None) -> None:
+                 bidirectional: bool = False, dtype=None, device=None) -> None:
+        check_device(device, "module")
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, dtype)
 
@@ -385,8 +390,9 @@ class RNNCellBase(Module):
     _gates = 1
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 dtype=None) -> None:
+                 dtype=None, device=None) -> None:
         super().__init__()
+        check_device(device, "module")
         if input_size <= 0 or hidden_size <= 0:
             raise ValueError(
                 f"{type(self).__name__}: input_size and hidden_size must be positive, got "
@@ -461,12 +467,12 @@ class RNNCell(RNNCellBase):
     """
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh", dtype=None) -> None:
+                 nonlinearity: str = "tanh", dtype=None, device=None) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(
                 f"RNNCell: unknown nonlinearity {nonlinearity!r}; use 'tanh' or 'relu'"
             )
-        super().__init__(input_size, hidden_size, bias, dtype)
+        super().__init__(input_size, hidden_size, bias, dtype, device)
         self.nonlinearity = nonlinearity
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
