@@ -24,9 +24,10 @@ def _load():
 
 def test_evaluation_scores_every_held_out_character_once_with_context():
     example = _load()
+    probs = np.array([0.1, 0.2, 0.3, 0.4])
 
-    class Recorder(bp.nn.Module):
-        """A uniform model that records which positions it is asked to predict."""
+    class FixedModel(bp.nn.Module):
+        """Predicts the same distribution everywhere; records the windows it is shown."""
 
         def __init__(self):
             super().__init__()
@@ -34,14 +35,16 @@ def test_evaluation_scores_every_held_out_character_once_with_context():
 
         def forward(self, ids):
             self.calls.append(ids.data.copy())
-            return bp.zeros(*ids.shape, 4)
+            return bp.tensor(np.broadcast_to(np.log(probs), ids.shape + (4,)).copy())
 
-    ids = np.arange(50) % 4
-    model = Recorder()
+    ids = np.random.default_rng(0).integers(0, 4, 53)
+    model = FixedModel()
     bpc = example.evaluate(model, ids, context=8, batch=3)
-    assert bpc == pytest.approx(2.0)  # uniform over 4 characters: 2 bits each
+    # the mean over ids[1:], each target once: a skipped or repeated one would change it
+    assert bpc == pytest.approx(-np.log2(probs[ids[1:]]).mean(), rel=1e-12)
     windows = np.concatenate(model.calls)
     assert windows.shape[1] == 8 and windows[-1, -1] == ids[-2]  # the last target is ids[-1]
+    assert all(np.array_equal(w, ids[s:s + 8]) for w, s in zip(windows, [0, 4, 8]))
 
 
 def test_positional_encoding_is_vaswani_s():
