@@ -142,44 +142,27 @@ def sample(model: CharTransformer, chars: list[str], prime: str, length: int, co
     return prime + "".join(chars[i] for i in ids[len(prime):])
 
 
-def positive(value: str) -> int:
-    n = int(value)
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {n}")
-    return n
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--steps", type=positive, default=1000, help="optimizer steps")
-    p.add_argument("--eval-every", type=positive, default=250,
+    p.add_argument("--steps", type=_char.positive, default=1000, help="optimizer steps")
+    p.add_argument("--eval-every", type=_char.positive, default=250,
                    help="report training and held-out bits per character every N steps")
-    p.add_argument("--batch-size", type=positive, default=32, help="windows per step")
-    p.add_argument("--context", type=positive, default=128, help="characters per window")
-    p.add_argument("--d-model", type=positive, default=128)
-    p.add_argument("--nhead", type=positive, default=4)
-    p.add_argument("--num-layers", type=positive, default=3)
-    p.add_argument("--dim-feedforward", type=positive, default=512)
+    p.add_argument("--batch-size", type=_char.positive, default=32, help="windows per step")
+    p.add_argument("--context", type=_char.positive, default=128, help="characters per window")
+    p.add_argument("--d-model", type=_char.positive, default=128)
+    p.add_argument("--nhead", type=_char.positive, default=4)
+    p.add_argument("--num-layers", type=_char.positive, default=3)
+    p.add_argument("--dim-feedforward", type=_char.positive, default=512)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW)")
     p.add_argument("--warmup", type=int, default=100, help="steps of linear warm-up")
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--clip", type=float, default=1.0, help="max gradient norm; 0: off")
-    p.add_argument("--holdout", type=float, default=0.05,
-                   help="fraction of the text, at its end, held out for evaluation")
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--sample-len", type=int, default=400)
-    p.add_argument("--prime", default="The ")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=positive, default=None,
-                   help="use only the first N characters of the text (smoke tests)")
+    _char.add_text_args(p)
     args = p.parse_args(argv)
-    if not 0 < args.holdout < 1:
-        p.error(f"argument --holdout: must be in (0, 1), got {args.holdout}")
+    _char.check_text_args(p, args)
     if args.d_model % args.nhead:
         p.error(f"argument --nhead: must divide --d-model {args.d_model}, got {args.nhead}")
-    if args.temperature <= 0:
-        p.error(f"argument --temperature: must be positive, got {args.temperature}")
     return args
 
 
@@ -190,10 +173,7 @@ def main(argv: list[str] | None = None) -> float:
     text = _char.load_text()
     if args.limit is not None:
         text = text[: args.limit]
-    chars = sorted(set(text))
-    lookup = np.zeros(max(map(ord, chars)) + 1, dtype=np.int64)
-    lookup[[ord(c) for c in chars]] = np.arange(len(chars))
-    ids = lookup[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)]
+    chars, ids = _char.encode(text)
     split = int(len(ids) * (1 - args.holdout))  # the split of char_lm.py
     train_ids, test_ids = ids[:split], ids[split:]
     if len(train_ids) <= args.context + 1 or len(test_ids) < 2:

@@ -11,13 +11,12 @@ so it is slower than padded input; the maths is the same as the padded layers'.
 from __future__ import annotations
 
 from backprop import creation
-from backprop.nn import _functional_layers as FL
-from backprop.nn.recurrent import _gru_step, _proj
+from backprop.nn.recurrent import _gru_step
 from backprop.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 from backprop.ops.elementwise import relu, tanh
 from backprop.ops.linalg import MatMul
 from backprop.ops.recurrent import LSTMCellStep
-from backprop.ops.shape import cat, index_select, reshape, stack
+from backprop.ops.shape import cat, index_select, stack
 from backprop.tensor import Tensor
 
 
@@ -45,18 +44,12 @@ def forward_packed(rnn, packed: PackedSequence, hx=None) -> tuple:
     # padded, time-major, in the packed (sorted) order: what each layer reads and writes
     x, _ = pad_packed_sequence(packed._replace(sorted_indices=None, unsorted_indices=None))
     sizes = [int(b) for b in batch_sizes]
-    h_n, c_n = [], []
-    for layer in range(rnn.num_layers):
-        outs = []
-        for d in range(directions):
-            k = layer * directions + d
-            out, h, c = _run(rnn, x, h0[k], c0[k] if lstm else None, layer, d, sizes)
-            outs.append(out)
-            h_n.append(h)
-            c_n.append(c)
-        x = outs[0] if directions == 1 else cat(outs, 2)
-        if rnn.dropout and rnn.training and layer < rnn.num_layers - 1:
-            x = FL.dropout(x, rnn.dropout, True)
+
+    def run(x, h, c, layer, d):
+        out, h, c = _run(rnn, x, h, c, layer, d, sizes)
+        return h, c, out
+
+    x, h_n, c_n = rnn._layers(x, h0, c0, run)
     lengths = [sum(1 for b in sizes if b > i) for i in range(batch)]
     out = pack_padded_sequence(x, lengths)
     out = PackedSequence(out.data, packed.batch_sizes, packed.sorted_indices,
@@ -75,14 +68,9 @@ def _unsort(state: Tensor, packed: PackedSequence) -> Tensor:
 
 def _run(rnn, x: Tensor, h: Tensor, c, layer: int, d: int, sizes: list[int]) -> tuple:
     """One direction of one layer over (T, N, H_in): outputs (T, N, H), final h and c."""
-    w_ih, w_hh, b_ih, b_hh = rnn._weights(layer, d)
+    w_hh, b_hh, xg = rnn._input_gates(x, layer, d)
     steps, batch = x.shape[0], x.shape[1]
     mode = rnn.mode
-    bias = b_ih
-    if b_ih is not None and mode != "GRU":
-        bias = b_ih + b_hh
-    xg = reshape(_proj(reshape(x, (steps * batch, x.shape[2])), w_ih, bias),
-                 (steps, batch, w_ih.shape[0]))
     outs = [None] * steps
     for t in (range(steps - 1, -1, -1) if d else range(steps)):
         n = sizes[t]  # the running sequences: a prefix of the batch

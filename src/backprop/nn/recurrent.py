@@ -221,20 +221,7 @@ class RNNBase(Module):
                 h0, c0 = reshape(h0, state_shape), reshape(c0, state_shape)
         if seq == 0:
             raise ShapeError(f"{self._name()}: the input sequence is empty (shape {input.shape})")
-        x = input
-        h_n, c_n = [], []
-        for layer in range(self.num_layers):
-            outs = []
-            for d in range(directions):
-                k = layer * directions + d
-                h, c, out = self._run(x, h0[k], c0[k] if lstm else None, layer, d)
-                outs.append(out)
-                h_n.append(h)
-                c_n.append(c)
-            x = outs[0] if directions == 1 else cat(outs, 2)
-            if self.dropout and self.training and layer < self.num_layers - 1:
-                x = FL.dropout(x, self.dropout, True)
-        output = x
+        output, h_n, c_n = self._layers(input, h0, c0, self._run)
         h_n = stack(h_n, 0)
         if unbatched:
             output = reshape(output, (seq, output.shape[2]))
@@ -248,17 +235,41 @@ class RNNBase(Module):
             c_n = reshape(c_n, (c_n.shape[0], c_n.shape[2]))
         return output, (h_n, c_n)
 
-    def _run(self, x: Tensor, h: Tensor, c, layer: int, d: int) -> tuple:
-        """One direction of one layer: (T, N, H_in) -> last h, last c, outputs (T, N, H)."""
+    def _layers(self, x: Tensor, h0: Tensor, c0: Tensor, run) -> tuple:
+        """Every layer and direction in turn, each by ``run(x, h, c, layer, d) -> (h, c,
+        outputs)``: the last layer's outputs (T, N, D·H) and the lists of final h and c."""
+        directions = 2 if self.bidirectional else 1
+        lstm = self.mode == "LSTM"
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(directions):
+                k = layer * directions + d
+                h, c, out = run(x, h0[k], c0[k] if lstm else None, layer, d)
+                outs.append(out)
+                h_n.append(h)
+                c_n.append(c)
+            x = outs[0] if directions == 1 else cat(outs, 2)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = FL.dropout(x, self.dropout, True)
+        return x, h_n, c_n
+
+    def _input_gates(self, x: Tensor, layer: int, d: int) -> tuple:
+        """(W_hh, b_hh, the input projection of every step (T, N, G·H) in one GEMM)."""
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, d)
         seq, batch = x.shape[0], x.shape[1]
-        mode = self.mode
         bias = b_ih
-        if b_ih is not None and mode != "GRU":  # GRU's b_hn sits inside r·(...): keep apart
+        if b_ih is not None and self.mode != "GRU":  # GRU's b_hn sits inside r·(...): apart
             bias = b_ih + b_hh
-        # the input projection of every time step in one GEMM
         xg = reshape(_proj(reshape(x, (seq * batch, x.shape[2])), w_ih, bias),
                      (seq, batch, w_ih.shape[0]))
+        return w_hh, b_hh, xg
+
+    def _run(self, x: Tensor, h: Tensor, c, layer: int, d: int) -> tuple:
+        """One direction of one layer: (T, N, H_in) -> last h, last c, outputs (T, N, H)."""
+        w_hh, b_hh, xg = self._input_gates(x, layer, d)
+        seq = x.shape[0]
+        mode = self.mode
         if mode == "LSTM":  # the whole time loop is one op (a reverse direction runs T-1 .. 0)
             hs, h, c = LSTMLayer.apply(xg, h, c, w_hh, reverse=bool(d))
             return h, c, hs
