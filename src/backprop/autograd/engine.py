@@ -432,11 +432,10 @@ def _call_backward(node, out_grads: list, n_in: int) -> tuple:
 def _fix_shape(node, index: int, shape: tuple, g: Tensor) -> Tensor:
     """PyTorch's rule: a gradient of another shape is summed down only if the input's shape
     broadcasts to it (the input was expanded); any other mismatch is a bug in the rule."""
-    try:
-        expandable = np.broadcast_shapes(shape, g.shape) == g.shape
-    except ValueError:
-        expandable = False
-    if expandable:
+    gshape = g.shape
+    lead = len(gshape) - len(shape)
+    # (np.broadcast_shapes says the same but costs more than the sum itself on small arrays)
+    if lead >= 0 and all(s == 1 or s == gs for s, gs in zip(shape, gshape[lead:])):
         if _state.grad_enabled or _debug.recorders:  # create_graph, or a recorded step: an op
             return _shape_ops.sum_to(g, shape)
         return _wrap(_shape_ops.sum_to_array(g.data, shape), False, None, 0)
