@@ -47,5 +47,15 @@ __all__ = [
     "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "MSELoss", "NLLLoss",
     "CosineEmbeddingLoss", "HingeEmbeddingLoss", "HuberLoss", "KLDivLoss", "MultiMarginLoss",
     "SmoothL1Loss", "TripletMarginLoss",
-    "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "detach_state",
+    "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "detach_state", "SyncBatchNorm",
 ]
+
+
+def __getattr__(name: str):
+    # SyncBatchNorm communicates, so it lives in backprop.distributed (which sits above nn);
+    # nn.SyncBatchNorm is PyTorch's name for it, resolved on first use
+    if name == "SyncBatchNorm":
+        from backprop.distributed.sync_batchnorm import SyncBatchNorm  # noqa: PLC0415
+
+        return SyncBatchNorm
+    raise AttributeError(f"module 'backprop.nn' has no attribute {name!r}")
