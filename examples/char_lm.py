@@ -46,6 +46,33 @@ def load_text() -> str:
     return "\n".join(topics[key] for key in sorted(topics))
 
 
+def encode(text: str) -> tuple[list[str], np.ndarray]:
+    """The sorted vocabulary of ``text`` and its characters as int64 indices into it."""
+    chars = sorted(set(text))
+    lookup = np.zeros(max(map(ord, chars)) + 1, dtype=np.int64)
+    lookup[[ord(c) for c in chars]] = np.arange(len(chars))
+    return chars, lookup[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)]
+
+
+def add_text_args(p: argparse.ArgumentParser) -> None:
+    """The flags of the text, its split and the sample, shared with transformer_lm.py."""
+    p.add_argument("--holdout", type=float, default=0.05,
+                   help="fraction of the text, at its end, held out for evaluation")
+    p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature")
+    p.add_argument("--sample-len", type=int, default=400, help="characters to sample")
+    p.add_argument("--prime", default="The ", help="text the sample starts from")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=positive, default=None,
+                   help="use only the first N characters of the text (smoke tests)")
+
+
+def check_text_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not 0 < args.holdout < 1:
+        p.error(f"argument --holdout: must be in (0, 1), got {args.holdout}")
+    if args.temperature <= 0:
+        p.error(f"argument --temperature: must be positive, got {args.temperature}")
+
+
 def unigram_bits(ids: np.ndarray, vocab_size: int) -> float:
     """Entropy, in bits, of the distribution of the characters ``ids``."""
     p = np.bincount(ids, minlength=vocab_size) / len(ids)
@@ -153,19 +180,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=3e-3, help="Adam's initial learning rate")
     p.add_argument("--clip", type=float, default=1.0,
                    help="max gradient norm (clip_grad_norm_); 0 disables clipping")
-    p.add_argument("--holdout", type=float, default=0.05,
-                   help="fraction of the text, at its end, held out for evaluation")
-    p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature")
-    p.add_argument("--sample-len", type=int, default=400, help="characters to sample")
-    p.add_argument("--prime", default="The ", help="text the sample starts from")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=positive, default=None,
-                   help="use only the first N characters of the text (smoke tests)")
+    add_text_args(p)
     args = p.parse_args(argv)
-    if not 0 < args.holdout < 1:
-        p.error(f"argument --holdout: must be in (0, 1), got {args.holdout}")
-    if args.temperature <= 0:
-        p.error(f"argument --temperature: must be positive, got {args.temperature}")
+    check_text_args(p, args)
     return args
 
 
@@ -176,10 +193,7 @@ def main(argv: list[str] | None = None) -> float:
     text = load_text()
     if args.limit is not None:
         text = text[: args.limit]
-    chars = sorted(set(text))
-    lookup = np.zeros(max(map(ord, chars)) + 1, dtype=np.int64)
-    lookup[[ord(c) for c in chars]] = np.arange(len(chars))
-    ids = lookup[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)]
+    chars, ids = encode(text)
     split = int(len(ids) * (1 - args.holdout))
     train_ids, test_ids = ids[:split], ids[split:]
     eval_streams = max(1, min(16, (len(test_ids) - 1) // args.bptt))

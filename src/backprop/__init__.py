@@ -2,8 +2,12 @@
 
 The public surface: ``Tensor`` and ``tensor``, the constructors, every op as a function, grad
 mode, ``manual_seed``, gradient checks and the dtypes. ``import backprop`` imports NumPy only;
-the subpackages ``nn``, ``optim``, ``data``, ``train`` and ``rules`` load on first use
-(``bp.nn.Linear``, ``from backprop import optim``).
+the subpackages ``nn``, ``optim``, ``data``, ``train``, ``rules`` and ``utils`` (PyTorch's
+``torch.utils.data``), the device queries ``cuda``, ``backends`` and ``accelerator``, and
+``save``/``load`` load on first use (``bp.nn.Linear``, ``from backprop import optim``).
+
+PyTorch programs run with ``import backprop as torch``: the names, devices, dtype aliases
+(``backprop.float``, ``long``, ...) and ``save``/``load`` follow PyTorch (``docs/pytorch.md``).
 
 Example:
     >>> import backprop as bp
@@ -14,7 +18,10 @@ Example:
     tensor([2., 4., 6.])
 """
 
+import builtins as _builtins
 import importlib
+
+import numpy as _np
 
 from backprop import autograd
 from backprop._version import __version__
@@ -29,12 +36,15 @@ from backprop.autograd import (
 )
 from backprop.creation import (
     arange,
+    as_tensor,
     empty,
+    empty_like,
     eye,
     from_numpy,
     full,
     full_like,
     linspace,
+    multinomial,
     ones,
     ones_like,
     rand,
@@ -42,17 +52,23 @@ from backprop.creation import (
     randint,
     randn,
     randn_like,
+    randperm,
     tensor,
     zeros,
     zeros_like,
 )
-from backprop.errors import ShapeError
+from backprop.devices import DeviceUnavailableError, device
+from backprop.errors import DtypeError, ShapeError
+from backprop.inference import inference_mode
 from backprop.ops import *  # noqa: F403  (every op as a function: add, exp, matmul, cat, ...)
 from backprop.ops import __all__ as _ops_all
-from backprop.random import manual_seed
+from backprop.random import Generator, manual_seed
 from backprop.tensor import Tensor, bool_, float16, float32, float64, int32, int64
 
-_SUBPACKAGES = ("data", "nn", "optim", "rules", "train")
+_SUBPACKAGES = (
+    "accelerator", "backends", "cuda", "data", "nn", "optim", "rules", "train", "utils",
+)
+_LAZY_FUNCTIONS = {"save": "backprop.serialization", "load": "backprop.serialization"}
 
 __all__ = [
     "Tensor", "ShapeError", "__version__", "arange", "autograd", "bool_", "detect_anomaly", "empty",
@@ -60,7 +76,27 @@ __all__ = [
     "gradcheck", "gradgradcheck", "int32", "int64", "is_grad_enabled", "linspace", "manual_seed",
     "no_grad", "ones", "ones_like", "rand", "rand_like", "randint", "randn", "randn_like",
     "set_grad_enabled", "tensor", "zeros", "zeros_like", *_SUBPACKAGES, *_ops_all,
+    "DeviceUnavailableError", "DtypeError", "Generator", "as_tensor", "device", "double",
+    "empty_like", "half", "inference_mode", "is_tensor", "long", "multinomial", "randperm",
+    "int8", "int16", "uint8", "short", *_LAZY_FUNCTIONS,
 ]
+
+# PyTorch's dtype aliases. ``float``, ``int`` and ``bool`` are left out of ``__all__`` so that
+# ``from backprop import *`` cannot shadow Python's built-ins.
+int8, int16, uint8 = _np.int8, _np.int16, _np.uint8
+float = float32
+double = float64
+half = float16
+long = int64
+int = int32
+short = int16
+bool = bool_
+
+
+def is_tensor(obj) -> _builtins.bool:
+    """True if ``obj`` is a backprop Tensor (PyTorch's ``torch.is_tensor``)."""
+    return isinstance(obj, Tensor)
+
 
 def __getattr__(name: str):
     # Layers, optimizers, data, training and learning rules load on first use: compiling them
@@ -68,8 +104,10 @@ def __getattr__(name: str):
     # should not pay.
     if name in _SUBPACKAGES:
         return importlib.import_module(f"backprop.{name}")
+    if name in _LAZY_FUNCTIONS:  # save/load: safetensors and JSON only when used
+        return getattr(importlib.import_module(_LAZY_FUNCTIONS[name]), name)
     raise AttributeError(f"module 'backprop' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_SUBPACKAGES))
+    return sorted(set(globals()) | set(_SUBPACKAGES) | set(_LAZY_FUNCTIONS))

@@ -430,9 +430,18 @@ class Tensor:
         """A differentiable copy with its own memory."""
         return clone(self)
 
-    def to(self, dtype) -> Tensor:
-        """The values cast to ``dtype`` (differentiable between float dtypes)."""
-        return to_dtype(self, dtype)
+    def to(self, *args, **kwargs) -> Tensor:
+        """The values cast to a dtype and/or moved to a device, PyTorch's ``Tensor.to``.
+
+        Accepts ``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other_tensor)`` and
+        the keywords ``device``, ``dtype``, ``non_blocking`` (ignored) and ``copy``. Returns
+        ``self`` when nothing changes (unless ``copy=True``); a cast is differentiable between
+        floating dtypes. Only the CPU exists here: another device raises
+        ``DeviceUnavailableError``.
+        """
+        dtype, copy = _devices.parse_to("Tensor.to", args, kwargs)
+        out = self if dtype is None else to_dtype(self, dtype)
+        return clone(out) if copy and out is self else out
 
     def float(self) -> Tensor:
         """Cast to float32."""
@@ -779,6 +788,185 @@ class Tensor:
     def tile(self, dims):
         return tile(self, dims)
 
+    # --- PyTorch compatibility (issue 15) ---
+    # Each method is what PyTorch programs call on tensors; one line into an op where possible.
+    # The in-place ones write through ``self[index] = value`` (``__setitem__``), the engine's
+    # public in-place primitive, so they are recorded exactly as an indexed assignment is.
+    @property
+    def device(self) -> _devices.device:
+        """Where the values live: always the CPU here (``device(type='cpu')``)."""
+        return _devices.CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        """False: tensors live on the CPU."""
+        return False
+
+    def cpu(self, memory_format=None) -> Tensor:
+        """This tensor (it is already on the CPU)."""
+        return self
+
+    def cuda(self, device=None, non_blocking: bool = False, memory_format=None) -> Tensor:
+        """Raises ``DeviceUnavailableError``: there is no CUDA backend (as PyTorch without CUDA)."""
+        _devices.check_device("cuda" if device is None else device)
+        return self
+
+    def half(self) -> Tensor:
+        """Cast to float16."""
+        return to_dtype(self, np.float16)
+
+    def type(self, dtype=None, non_blocking: bool = False):
+        """Without ``dtype``: PyTorch's type name (``'torch.FloatTensor'``); with one (a dtype or
+        such a name): the tensor cast to it."""
+        if dtype is None:
+            return _devices.type_name(self.data.dtype)
+        return to_dtype(self, _devices.dtype_from_type_name(dtype))
+
+    def element_size(self) -> int:
+        """Bytes per element (4 for float32)."""
+        return self.data.itemsize
+
+    def nelement(self) -> int:
+        """Number of elements (``numel``)."""
+        return self.data.size
+
+    def contiguous(self, memory_format=None) -> Tensor:
+        """This tensor: every backprop op returns arrays that ops may read in any layout."""
+        return self
+
+    def is_contiguous(self, memory_format=None) -> bool:
+        """True when the array is C-contiguous."""
+        return bool(self.data.flags.c_contiguous)
+
+    def __format__(self, format_spec: str) -> str:
+        # as PyTorch: a 0-d tensor formats as its number (f"{loss:.4f}"), others only as str()
+        if self.data.ndim == 0:
+            return self.item().__format__(format_spec)
+        if format_spec:
+            raise TypeError("unsupported format string passed to Tensor.__format__")
+        return str(self)
+
+    # augmented assignment updates the tensor in place, as in PyTorch (the manual-SGD idiom
+    # `with no_grad(): w -= lr * w.grad` must keep w the same leaf)
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    def __floordiv__(self, other):
+        # piecewise constant: no gradient (PyTorch's floor_divide has none either)
+        return _wrap(np.asarray(np.floor_divide(self.data, _raw(other))), False, None, 0)
+
+    def __rfloordiv__(self, other):
+        return _wrap(np.asarray(np.floor_divide(_raw(other), self.data)), False, None, 0)
+
+    def __mod__(self, other):
+        # PyTorch's remainder: a - floor(a / b)·b (the sign of b), differentiable in a and b
+        return self - (self // other) * other
+
+    def __rmod__(self, other):
+        return other - (other // self) * self
+
+    def eq(self, other) -> Tensor:
+        return self.__eq__(other)
+
+    def ne(self, other) -> Tensor:
+        return self.__ne__(other)
+
+    def lt(self, other) -> Tensor:
+        return self.__lt__(other)
+
+    def le(self, other) -> Tensor:
+        return self.__le__(other)
+
+    def gt(self, other) -> Tensor:
+        return self.__gt__(other)
+
+    def ge(self, other) -> Tensor:
+        return self.__ge__(other)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        """A new tensor holding ``data``, with this tensor's dtype unless ``dtype`` is given."""
+        return _creation.tensor(data, dtype or self.dtype, device, requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        """Zeros of ``size``, with this tensor's dtype unless ``dtype`` is given."""
+        return _creation.zeros(*size, dtype=dtype or self.dtype, device=device,
+                               requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        """Ones of ``size``, with this tensor's dtype unless ``dtype`` is given."""
+        return _creation.ones(*size, dtype=dtype or self.dtype, device=device,
+                              requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        """An uninitialised tensor of ``size``, with this tensor's dtype by default."""
+        return _creation.empty(*size, dtype=dtype or self.dtype, device=device,
+                               requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None,
+                 requires_grad: bool = False) -> Tensor:
+        """``fill_value`` everywhere in ``size``, with this tensor's dtype by default."""
+        return _creation.full(size, fill_value, dtype=dtype or self.dtype, device=device,
+                              requires_grad=requires_grad)
+
+    def mm(self, mat2) -> Tensor:
+        return mm(self, mat2)
+
+    def bmm(self, mat2) -> Tensor:
+        return bmm(self, mat2)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        return topk(self, k, dim, largest, sorted)
+
+    def sort(self, dim=-1, descending=False, stable=False):
+        return sort(self, dim, descending, stable)
+
+    def argsort(self, dim=-1, descending=False, stable=False) -> Tensor:
+        return argsort(self, dim, descending, stable)
+
+    def triu(self, diagonal=0) -> Tensor:
+        return triu(self, diagonal)
+
+    def tril(self, diagonal=0) -> Tensor:
+        return tril(self, diagonal)
+
+    def index_fill(self, dim, index, value) -> Tensor:
+        return index_fill(self, dim, index, value)
+
+    def index_fill_(self, dim, index, value) -> Tensor:
+        """In place: ``value`` at positions ``index`` along ``dim``; returns self."""
+        self[index_fill_index(self, dim, index)] = value
+        return self
+
+    def masked_fill_(self, mask, value) -> Tensor:
+        """In place: ``value`` wherever ``mask`` (broadcast to this shape) is true; returns self."""
+        self[masked_fill_index(self, mask)] = value
+        return self
+
+    def fill_diagonal_(self, fill_value, wrap: bool = False) -> Tensor:
+        """In place: ``fill_value`` on the main diagonal (PyTorch's rules for tall matrices and
+        ``wrap``); returns self."""
+        self[diagonal_index(self.shape, wrap)] = fill_value
+        return self
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator=None) -> Tensor:
+        """In place: samples from U(a, b); returns self."""
+        return self.copy_(_creation.rand(self.shape, generator=generator, dtype=self.dtype)
+                          * (b - a) + a)
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None) -> Tensor:
+        """In place: samples from N(mean, std²); returns self."""
+        return self.copy_(_creation.randn(self.shape, generator=generator, dtype=self.dtype)
+                          * std + mean)
+
 
 def _raw(x):
     """The array behind a Tensor, or the value itself."""
@@ -797,6 +985,8 @@ def _raw_index(index):
 
 
 # Tensor methods call ops and ops return Tensors: the one import cycle, broken here, once.
+from backprop import creation as _creation  # noqa: E402
+from backprop import devices as _devices  # noqa: E402
 from backprop.autograd import engine as _engine  # noqa: E402
 from backprop.autograd import function as _function  # noqa: E402
 from backprop.ops import (  # noqa: E402
@@ -808,9 +998,11 @@ from backprop.ops import (  # noqa: E402
     any,
     argmax,
     argmin,
+    argsort,
     bitwise_and,
     bitwise_not,
     bitwise_or,
+    bmm,
     broadcast_to,
     chunk,
     clamp,
@@ -830,6 +1022,7 @@ from backprop.ops import (  # noqa: E402
     getitem,
     gt,
     index_add,
+    index_fill,
     index_select,
     le,
     log,
@@ -845,6 +1038,7 @@ from backprop.ops import (  # noqa: E402
     mean,
     min,
     minimum,
+    mm,
     mul,
     narrow,
     ne,
@@ -861,6 +1055,7 @@ from backprop.ops import (  # noqa: E402
     sigmoid,
     sin,
     softmax,
+    sort,
     split,
     sqrt,
     squeeze,
@@ -870,7 +1065,10 @@ from backprop.ops import (  # noqa: E402
     tanh,
     tile,
     to_dtype,
+    topk,
     transpose,
+    tril,
+    triu,
     unbind,
     unflatten,
     unsqueeze,
@@ -878,3 +1076,8 @@ from backprop.ops import (  # noqa: E402
     where,
 )
 from backprop.ops import inplace as _inplace  # noqa: E402
+from backprop.ops.selection import (  # noqa: E402
+    diagonal_index,
+    index_fill_index,
+    masked_fill_index,
+)

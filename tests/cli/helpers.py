@@ -54,7 +54,7 @@ def one_error(status, err, expected_status, *words):
 
 class Paused:
     """``backprop train *argv`` in a real process, run until it announces a pause (the
-    BACKPROP_PAUSE_* hooks of ``backprop.train._faults``) and stopped itself with SIGSTOP.
+    BACKPROP_PAUSE_* hooks of ``backprop._faults``) and stopped itself with SIGSTOP.
 
     Every signal is then sent at a known point of the run, never after a guessed sleep.
     """

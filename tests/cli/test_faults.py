@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import backprop.serialization as fmt
 import backprop.train.checkpoint as ckpt_mod
 from backprop.cli.main import CHECKPOINT
 from backprop.cli.rundir import LOCK, RunDirectory
@@ -442,8 +443,8 @@ def test_a_checkpoint_nested_too_deeply_is_one_line(xor_run, tmp_path, capsys):
     st = pytest.importorskip("safetensors.numpy")
     sent = _copy_run(xor_run, tmp_path / "sent")
     state_json = "[" * 100_000 + "]" * 100_000
-    meta = {"format": ckpt_mod.FORMAT, "format_version": ckpt_mod.FORMAT_VERSION,
-            "state": state_json, "sha256": ckpt_mod._digest(state_json, {})}
+    meta = {"format": fmt.FORMAT, "format_version": fmt.FORMAT_VERSION,
+            "state": state_json, "sha256": fmt._digest(state_json, {})}
     (sent / CHECKPOINT).write_bytes(st.save({}, metadata=meta))
     status, _, err = run(capsys, "evaluate", sent)
     one_error(status, err, 1, "nested too deeply")

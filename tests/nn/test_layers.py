@@ -425,9 +425,16 @@ def test_dropout_rejects_bad_p(p: float):
             make()
 
 
-def test_dropout2d_rejects_wrong_rank():
-    with pytest.raises(bp.ShapeError, match=r"\(N, C, H, W\).*\(2, 3\)"):
-        nn.Dropout2d()(bp.ones(2, 3))
+def test_dropout2d_on_2d_input_warns_and_drops_elementwise_as_torch():
+    # PyTorch warns for a 2-D input and drops each (N, C) entry on its own (issue 15)
+    bp.manual_seed(0)
+    with pytest.warns(UserWarning, match=r"dropout2d: received a 2-D input.*Use dropout"):
+        y = nn.Dropout2d(0.5)(bp.ones(200, 30)).data
+    assert set(np.unique(y)) == {0.0, 2.0}
+    rows_mixed = ((y == 0).any(axis=1) & (y == 2).any(axis=1)).mean()
+    assert rows_mixed > 0.9  # element-wise, not whole rows
+    with pytest.raises(bp.ShapeError, match=r"at least 2 dimensions.*\(3,\)"):
+        nn.Dropout2d()(bp.ones(3))
 
 
 def test_batchnorm_wrong_channels_names_shapes():

@@ -1037,3 +1037,9 @@ NORMALIZATION = [
 ]
 
 CASES += NORMALIZATION
+
+# --- the PyTorch-compatibility ops (issue 15) live in their own table ---
+
+from .cases_pytorch import PYTORCH_OPS  # noqa: E402
+
+CASES += PYTORCH_OPS

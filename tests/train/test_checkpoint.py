@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import backprop as bp
+import backprop.serialization as fmt
 import backprop.train.checkpoint as ckpt_mod
 from backprop.train import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 
@@ -295,8 +296,8 @@ def test_a_deeply_nested_state_with_a_valid_hash_is_refused(tmp_path):
     st = pytest.importorskip("safetensors.numpy")
     path = tmp_path / "c.safetensors"
     state_json = "[" * 100_000 + "]" * 100_000  # json.loads raises RecursionError on this
-    meta = {"format": ckpt_mod.FORMAT, "format_version": ckpt_mod.FORMAT_VERSION,
-            "state": state_json, "sha256": ckpt_mod._digest(state_json, {})}
+    meta = {"format": fmt.FORMAT, "format_version": fmt.FORMAT_VERSION,
+            "state": state_json, "sha256": fmt._digest(state_json, {})}
     path.write_bytes(st.save({}, metadata=meta))
     with pytest.raises(CheckpointError, match="nested too deeply"):
         load_checkpoint(path)

@@ -25,7 +25,7 @@ LOCK = ".lock"
 
 def _leftover(name: str) -> bool:
     """A temporary file ``atomic_write`` left when its process died before the rename."""
-    from backprop.train.checkpoint import TEMPORARY_MARK
+    from backprop.serialization import TEMPORARY_MARK
 
     base, mark, pid = name.partition(TEMPORARY_MARK)
     return bool(mark) and base[:1] == "." and base[1:] in FILES and pid.isdigit()

@@ -23,10 +23,18 @@ from backprop.data.dataset import (
     TensorDataset,
     random_split,
 )
+from backprop.data.sampler import (
+    BatchSampler,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    SubsetRandomSampler,
+)
 
 __all__ = [
     "DataLoader", "Dataset", "DatasetError", "LabeledDataset", "Subset", "TensorDataset",
     "datasets", "default_collate", "random_split", "transforms",
+    "BatchSampler", "RandomSampler", "Sampler", "SequentialSampler", "SubsetRandomSampler",
 ]
 
 

@@ -3,6 +3,10 @@
 A dataset that holds whole arrays also answers ``__getitems__(indices)`` with one fancy-index per
 array, which is what lets ``DataLoader`` build a batch without a Python loop over samples. (PyTorch
 uses the same hook name; here it returns the batch already collated, as a tuple of arrays.)
+
+Batch dtypes: data given as Tensors keep their dtype, as in PyTorch (a float64 ``TensorDataset``
+yields float64 batches); data given as NumPy arrays, and the built-in datasets, are batched as
+float32 features and int64 labels (NumPy's float64 default is rarely what a model wants).
 """
 
 from __future__ import annotations
@@ -59,21 +63,37 @@ class Dataset:
         raise NotImplementedError(f"{type(self).__name__} must define __getitem__")
 
 
-class TensorDataset(Dataset):
-    """A dataset over arrays (or Tensors) that share their first dimension.
+class CollatedBatch(tuple):
+    """A batch of arrays whose dtypes are final: ``DataLoader`` wraps them without casting.
 
-    Sample ``i`` is ``tuple(a[i] for a in arrays)``, as Tensors (floats as float32, integers as
-    int64). The arrays are kept as given, without copying.
+    ``TensorDataset.__getitems__`` and ``collate_arrays`` return one, so a float64 Tensor given
+    by the user stays float64 however the batch travels (through ``Subset``, ``random_split``).
+    """
+
+
+class CollatedDict(dict):
+    """A dict batch whose array dtypes are final (the dict form of :class:`CollatedBatch`)."""
+
+
+class TensorDataset(Dataset):
+    """A dataset over Tensors (or arrays) that share their first dimension.
+
+    Sample ``i`` is ``tuple(t[i] for t in tensors)``, as Tensors. Tensors keep their dtype, as in
+    PyTorch; NumPy arrays are given the batch dtypes (floats float32, integers int64). Nothing
+    is copied.
 
     Args:
-        *tensors: ndarrays or Tensors, all with the same length along dim 0.
+        *tensors: Tensors or ndarrays, all with the same length along dim 0.
 
     Example:
         >>> import numpy as np
+        >>> import backprop as bp
         >>> from backprop.data import TensorDataset
         >>> ds = TensorDataset(np.zeros((5, 3)), np.arange(5))
-        >>> len(ds), ds[2][1]
-        (5, tensor(2))
+        >>> len(ds), ds[2][1], ds[0][0].dtype
+        (5, tensor(2), dtype('float32'))
+        >>> TensorDataset(bp.zeros(5, 3, dtype=bp.float64))[0][0].dtype
+        dtype('float64')
     """
 
     def __init__(self, *tensors) -> None:
@@ -90,6 +110,8 @@ class TensorDataset(Dataset):
                     f"{shapes}"
                 )
         self.arrays: tuple[np.ndarray, ...] = arrays
+        # which arrays came as Tensors: those keep their dtype in every batch
+        self._keep_dtype = tuple(isinstance(t, Tensor) for t in tensors)
 
     @property
     def tensors(self) -> tuple[Tensor, ...]:
@@ -100,11 +122,17 @@ class TensorDataset(Dataset):
         return len(self.arrays[0])
 
     def __getitem__(self, index) -> tuple[Tensor, ...]:
-        return tuple(from_numpy(as_batch_array(np.asarray(a[index]))) for a in self.arrays)
+        return tuple(from_numpy(_batch_dtype(np.asarray(a[index]), keep))
+                     for a, keep in zip(self.arrays, self._keep_dtype))
 
-    def __getitems__(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:
+    def __getitems__(self, indices: np.ndarray) -> CollatedBatch:
         """The batch for an index array: one fancy-index per array."""
-        return tuple([a[indices] for a in self.arrays])
+        return CollatedBatch([_batch_dtype(a[indices], keep)
+                              for a, keep in zip(self.arrays, self._keep_dtype)])
+
+
+def _batch_dtype(arr: np.ndarray, keep: bool) -> np.ndarray:
+    return arr if keep else as_batch_array(arr)
 
 
 class LabeledDataset(TensorDataset):
@@ -181,13 +209,20 @@ class Subset(Dataset):
 
 
 def collate_arrays(samples: Sequence):
-    """Stack a list of samples into one batch of arrays (tuples stay tuples, dicts dicts)."""
+    """Stack a list of samples into one batch of arrays (tuples stay tuples, dicts dicts).
+
+    Tensor entries keep their dtype; arrays and numbers get the batch dtypes (floats float32,
+    integers int64). The result is marked final (:class:`CollatedBatch`), so the loader wraps it
+    as it is.
+    """
     first = samples[0]
     if isinstance(first, (tuple, list)):
-        return tuple(collate_arrays([s[k] for s in samples]) for k in range(len(first)))
+        return CollatedBatch([collate_arrays([s[k] for s in samples]) for k in range(len(first))])
     if isinstance(first, dict):
-        return {k: collate_arrays([s[k] for s in samples]) for k in first}
-    return np.stack([s.data if isinstance(s, Tensor) else np.asarray(s) for s in samples])
+        return CollatedDict({k: collate_arrays([s[k] for s in samples]) for k in first})
+    if isinstance(first, Tensor):
+        return np.stack([s.data if isinstance(s, Tensor) else np.asarray(s) for s in samples])
+    return as_batch_array(np.stack([np.asarray(s) for s in samples]))
 
 
 def fetch(dataset: Dataset, indices: np.ndarray):
@@ -216,7 +251,7 @@ def _split_lengths(n: int, lengths: Sequence[int | float]) -> list[int]:
     return sizes
 
 
-def random_split(dataset: Dataset, lengths: Sequence[int | float],
+def random_split(dataset: Dataset, lengths: Sequence[int | float], generator=None, *,
                  seed: int | None = None) -> list[Subset]:
     """Split a dataset into non-overlapping random subsets.
 
@@ -224,19 +259,34 @@ def random_split(dataset: Dataset, lengths: Sequence[int | float],
         dataset: the dataset to split.
         lengths: the subset sizes (summing to ``len(dataset)``) or fractions (summing to 1; the
             remainder is handed out one sample at a time from the first subset on).
-        seed: seeds the permutation; None draws it from ``backprop.manual_seed``'s generator.
+        generator: draws the permutation: a ``backprop.Generator`` (PyTorch's
+            ``generator=torch.Generator().manual_seed(42)``) or a ``numpy.random.Generator``;
+            an int is read as ``seed``.
+        seed: seeds the permutation; with neither, it is drawn from ``backprop.manual_seed``'s
+            generator.
 
     Returns:
         a list of ``Subset``.
 
     Example:
+        >>> import backprop as bp
         >>> from backprop.data import TensorDataset, random_split
         >>> train, val = random_split(TensorDataset(np.arange(10)), [0.8, 0.2], seed=0)
         >>> len(train), len(val)
         (8, 2)
+        >>> a, b = random_split(range(10), [5, 5], generator=bp.Generator().manual_seed(42))
+        >>> sorted(list(a.indices) + list(b.indices)) == list(range(10))
+        True
     """
+    if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
+        generator, seed = None, int(generator)
     sizes = _split_lengths(len(dataset), lengths)
-    rng = np.random.default_rng(_seed_from(seed))
+    if generator is not None:
+        if seed is not None:
+            raise TypeError("random_split: pass generator or seed, not both")
+        rng = _random.numpy_generator(generator)
+    else:
+        rng = np.random.default_rng(_seed_from(seed))
     perm = rng.permutation(len(dataset))
     bounds = np.cumsum([0, *sizes])
     return [Subset(dataset, perm[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]

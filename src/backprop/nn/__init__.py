@@ -13,6 +13,7 @@ from backprop.nn.activation import (
     Softplus,
     Tanh,
 )
+from backprop.nn.attention import MultiheadAttention
 from backprop.nn.conv import Conv1d, Conv2d, ConvTranspose2d
 from backprop.nn.dropout import Dropout, Dropout2d
 from backprop.nn.linear import Bilinear, Flatten, Identity, Linear, Unflatten
@@ -36,6 +37,13 @@ from backprop.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from backprop.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool1d, MaxPool2d
 from backprop.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, detach_state
 from backprop.nn.sparse import Embedding
+from backprop.nn.transformer import (
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 
 __all__ = [
     "AdaptiveAvgPool2d", "AvgPool2d", "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool1d",
@@ -47,7 +55,9 @@ __all__ = [
     "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "MSELoss", "NLLLoss",
     "CosineEmbeddingLoss", "HingeEmbeddingLoss", "HuberLoss", "KLDivLoss", "MultiMarginLoss",
     "SmoothL1Loss", "TripletMarginLoss",
-    "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "detach_state", "SyncBatchNorm",
+    "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "detach_state",
+    "MultiheadAttention", "Transformer", "TransformerDecoder", "TransformerDecoderLayer",
+    "TransformerEncoder", "TransformerEncoderLayer", "SyncBatchNorm",
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backprop.errors import ShapeError
+from backprop.errors import ShapeError, check_same_dtype
 from backprop.ops._util import const
 from backprop.ops.conv import AvgPool, Conv, ConvTranspose, MaxPool
 from backprop.ops.linalg import matmul
@@ -82,6 +82,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     """
     op = "conv2d"
     x, unbatched = _batched(op, input, 4)
+    check_same_dtype(op, x, weight, layer=True)
     if weight.ndim != 4:
         raise ShapeError(f"{op}: expected a 4-D weight (C_out, C_in/groups, kH, kW), got shape "
                          f"{weight.shape}")
@@ -140,6 +141,7 @@ def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     """
     op = "conv1d"
     x, unbatched = _batched(op, input, 3)
+    check_same_dtype(op, x, weight, layer=True)
     if weight.ndim != 3:
         raise ShapeError(f"{op}: expected a 3-D weight (C_out, C_in/groups, k), got shape "
                          f"{weight.shape}")
@@ -174,6 +176,7 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     """
     op = "conv_transpose2d"
     x, unbatched = _batched(op, input, 4)
+    check_same_dtype(op, x, weight, layer=True)
     if weight.ndim != 4:
         raise ShapeError(f"{op}: expected a 4-D weight (C_in, C_out/groups, kH, kW), got shape "
                          f"{weight.shape}")

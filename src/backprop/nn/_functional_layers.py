@@ -9,6 +9,8 @@ names.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from backprop.autograd.grad_mode import no_grad
@@ -63,13 +65,22 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True,
     and scale the rest by 1/(1 - p); the identity when ``training`` is False.
 
     Shapes: (N, C, H, W) -> same, or (N, C, L) -> same (channel-wise 1-D dropout, as PyTorch
-    does for 3-D input).
+    does for 3-D input). Other ranks behave as in PyTorch: a warning, then one mask entry per
+    (N, C) pair, so a 2-D (N, C) input is dropped element-wise; 1-D input raises.
     """
     _check_p("dropout2d", p)
-    if input.ndim not in (3, 4):
+    if input.ndim < 2:
         raise ShapeError(
-            f"dropout2d: expected a 3-D (N, C, L) or 4-D (N, C, H, W) input, got shape "
+            f"dropout2d: feature dropout requires at least 2 dimensions in the input, got shape "
             f"{tuple(input.shape)}"
+        )
+    if input.ndim not in (3, 4):
+        warnings.warn(
+            f"dropout2d: received a {input.ndim}-D input of shape {tuple(input.shape)}; "
+            "dropout2d drops whole channels of (N, C, H, W) or (N, C, L) inputs, so here each "
+            "(N, C) entry is dropped with its trailing dimensions (element-wise for 2-D input). "
+            "Use dropout for element-wise dropout (PyTorch warns the same and will raise in a "
+            "future release)", stacklevel=2,
         )
     if not training or p == 0.0:
         return input

@@ -6,6 +6,7 @@ Layers call these; they never reimplement the maths. Losses live here too (see `
 from __future__ import annotations
 
 import backprop as _bp
+from backprop.errors import check_same_dtype
 from backprop.nn._functional_conv import (
     adaptive_avg_pool2d,
     avg_pool2d,
@@ -23,6 +24,7 @@ from backprop.nn._functional_layers import (
     embedding,
     layer_norm,
 )
+from backprop.nn.attention import multi_head_attention_forward, scaled_dot_product_attention
 from backprop.nn.loss import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -40,7 +42,9 @@ from backprop.nn.loss import (
 )
 from backprop.ops.elementwise import elu, gelu, leaky_relu, relu, sigmoid, softplus, tanh
 from backprop.ops.linalg import MatMul
+from backprop.ops.logical import one_hot
 from backprop.ops.nn_ops import log_softmax, softmax
+from backprop.ops.shape import pad
 from backprop.tensor import Tensor
 
 __all__ = [
@@ -53,6 +57,7 @@ __all__ = [
     "mse_loss", "nll_loss",
     "cosine_embedding_loss", "hinge_embedding_loss", "huber_loss", "kl_div", "multi_margin_loss",
     "smooth_l1_loss", "triplet_margin_loss",
+    "multi_head_attention_forward", "one_hot", "pad", "scaled_dot_product_attention",
 ]
 
 
@@ -70,6 +75,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"linear: input of shape {input.shape} does not fit a weight of shape "
             f"{weight.shape}: the input's last dimension must be in_features={weight.shape[-1]}"
         )
+    check_same_dtype("linear", input, weight, layer=True)
     if input.ndim == 1:
         out = _bp.matmul(input, weight.T)
     else:  # one op: the product with Wᵀ without materialising the transpose

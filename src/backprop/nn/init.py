@@ -3,8 +3,8 @@
 Every initialiser writes into ``tensor.data`` in place, keeps the tensor's dtype, bumps
 ``tensor._version``, records no graph and returns the tensor. Random ones draw from
 ``backprop.random.default_generator()`` (so ``backprop.manual_seed(n)`` makes them reproducible)
-unless a ``numpy.random.Generator`` is passed as ``generator``. Samples are drawn in float64 and
-then cast, so a float32 weight stays float32.
+unless a ``backprop.Generator`` or a ``numpy.random.Generator`` is passed as ``generator``.
+Samples are drawn in float64 and then cast, so a float32 weight stays float32.
 
 Example:
     >>> import backprop as bp
@@ -55,14 +55,13 @@ def _check_floating(tensor: Tensor, name: str) -> None:
 
 def _generator(generator, name: str) -> np.random.Generator:
     # Looked up at call time: manual_seed replaces the global generator object.
-    if generator is None:
-        return _random.default_generator()
-    if not isinstance(generator, np.random.Generator):
+    try:
+        return _random.numpy_generator(generator)
+    except TypeError:
         raise TypeError(
-            f"{name}: generator must be a numpy.random.Generator (e.g. "
+            f"{name}: generator must be a backprop.Generator, a numpy.random.Generator (e.g. "
             f"np.random.default_rng(0)) or None, got {type(generator).__name__}"
-        )
-    return generator
+        ) from None
 
 
 def _fill(tensor: Tensor, values) -> Tensor:

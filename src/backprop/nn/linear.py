@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from backprop import creation
+from backprop.devices import check_device
 from backprop.nn import functional as F
 from backprop.nn import init
 from backprop.nn.module import Module, Parameter
@@ -26,8 +27,9 @@ class Linear(Module):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 dtype=None) -> None:
+                 dtype=None, device=None) -> None:
         super().__init__()
+        check_device(device, "module")
         if in_features <= 0 or out_features <= 0:
             raise ValueError(
                 f"Linear: in_features and out_features must be positive, got {in_features} and "
@@ -117,8 +119,10 @@ class Bilinear(Module):
     """
 
     def __init__(self, in1_features: int, in2_features: int, out_features: int,
-                 bias: bool = True, dtype=None) -> None:
+                 bias: bool = True, dtype=None,
+                 device=None) -> None:
         super().__init__()
+        check_device(device, "module")
         if min(in1_features, in2_features, out_features) <= 0:
             raise ValueError(
                 f"Bilinear: in1_features, in2_features and out_features must be positive, got "

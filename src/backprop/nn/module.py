@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from backprop import devices
 from backprop.autograd.grad_mode import no_grad
 from backprop.errors import ShapeError
-from backprop.tensor import Tensor, _RemovableHandle, _resolve_dtype, _wrap
+from backprop.tensor import Tensor, _RemovableHandle, _wrap
 
 
 class Parameter(Tensor):
@@ -301,9 +302,16 @@ class Module:
             fn(module)
         return self
 
-    def to(self, dtype) -> Module:
-        """Cast floating parameters and buffers to ``dtype`` in place; returns self."""
-        dtype = _resolve_dtype(dtype)
+    def to(self, *args, **kwargs) -> Module:
+        """Cast floating parameters and buffers in place and/or move the module; returns self.
+
+        PyTorch's forms: ``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(tensor)``
+        and the keywords ``device``, ``dtype``, ``non_blocking``. Only the CPU exists here, so a
+        device changes nothing and another device raises ``DeviceUnavailableError``.
+        """
+        dtype, _ = devices.parse_to("Module.to", args, kwargs)
+        if dtype is None:
+            return self
         if dtype.kind != "f":
             raise TypeError(f"Module.to: only floating dtypes are supported, got {dtype}")
         for module in self.modules():
@@ -313,6 +321,16 @@ class Module:
                         t.data = t.data.astype(dtype)
                         if t.grad is not None:
                             t.grad = _wrap(t.grad.data.astype(dtype), False, None, 0)
+        return self
+
+    def cpu(self) -> Module:
+        """Returns self: parameters already live on the CPU."""
+        return self
+
+    def cuda(self, device=None) -> Module:
+        """Raises ``DeviceUnavailableError``: there is no CUDA backend (as PyTorch without
+        CUDA)."""
+        devices.check_device("cuda" if device is None else device, "module")
         return self
 
     def float(self) -> Module:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from backprop import creation
 from backprop.autograd.grad_mode import no_grad
+from backprop.devices import check_device
 from backprop.errors import ShapeError
 from backprop.nn import _functional_layers as FL
 from backprop.nn import init
@@ -19,8 +20,9 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, dtype=None, *,
-                 bias: bool = True) -> None:
+                 bias: bool = True, device=None) -> None:
         super().__init__()
+        check_device(device, "module")
         if num_features <= 0:
             raise ValueError(
                 f"{type(self).__name__}: num_features must be positive, got {num_features}"
@@ -159,8 +161,9 @@ class LayerNorm(Module):
     """
 
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
-                 bias: bool = True, dtype=None) -> None:
+                 bias: bool = True, dtype=None, device=None) -> None:
         super().__init__()
+        check_device(device, "module")
         self.normalized_shape = FL._normalized_shape(normalized_shape)
         if any(s <= 0 for s in self.normalized_shape):
             raise ValueError(

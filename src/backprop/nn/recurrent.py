@@ -25,10 +25,12 @@ from __future__ import annotations
 import math
 
 from backprop import creation
-from backprop.errors import ShapeError
+from backprop.devices import check_device
+from backprop.errors import ShapeError, check_same_dtype
 from backprop.nn import _functional_layers as FL
 from backprop.nn import init
 from backprop.nn.module import Module, Parameter
+from backprop.nn.utils.rnn import PackedSequence
 from backprop.ops.elementwise import relu, sigmoid, tanh
 from backprop.ops.linalg import MatMul
 from backprop.ops.recurrent import LSTMCellStep, LSTMLayer, Stack, Unbind
@@ -141,6 +143,9 @@ class RNNBase(Module):
     def _name(self) -> str:
         return type(self).__name__
 
+    def flatten_parameters(self) -> None:
+        """A no-op, as PyTorch's on the CPU (it compacts weights for cuDNN)."""
+
     def reset_parameters(self) -> None:
         """Every weight and bias from U(-1/√hidden_size, 1/√hidden_size), as PyTorch."""
         bound = 1 / math.sqrt(self.hidden_size)
@@ -172,6 +177,7 @@ class RNNBase(Module):
                 f"{name}: input of shape {input.shape} has {input.shape[-1]} features in its last "
                 f"dimension, expected input_size={self.input_size} (layout {layout})"
             )
+        check_same_dtype(name, input, self.weight_ih_l0, layer=True)
 
     def _check_state(self, h: Tensor, expected: tuple, what: str) -> None:
         if not isinstance(h, Tensor) or tuple(h.shape) != expected:
@@ -182,6 +188,11 @@ class RNNBase(Module):
             )
 
     def forward(self, input: Tensor, hx=None):
+        if isinstance(input, PackedSequence):
+            # imported here: the packed path builds on this module's cells
+            from backprop.nn._recurrent_packed import forward_packed
+
+            return forward_packed(self, input, hx)
         self._check_input(input)
         unbatched = input.ndim == 2
         if unbatched:
@@ -210,20 +221,7 @@ class RNNBase(Module):
                 h0, c0 = reshape(h0, state_shape), reshape(c0, state_shape)
         if seq == 0:
             raise ShapeError(f"{self._name()}: the input sequence is empty (shape {input.shape})")
-        x = input
-        h_n, c_n = [], []
-        for layer in range(self.num_layers):
-            outs = []
-            for d in range(directions):
-                k = layer * directions + d
-                h, c, out = self._run(x, h0[k], c0[k] if lstm else None, layer, d)
-                outs.append(out)
-                h_n.append(h)
-                c_n.append(c)
-            x = outs[0] if directions == 1 else cat(outs, 2)
-            if self.dropout and self.training and layer < self.num_layers - 1:
-                x = FL.dropout(x, self.dropout, True)
-        output = x
+        output, h_n, c_n = self._layers(input, h0, c0, self._run)
         h_n = stack(h_n, 0)
         if unbatched:
             output = reshape(output, (seq, output.shape[2]))
@@ -237,17 +235,41 @@ class RNNBase(Module):
             c_n = reshape(c_n, (c_n.shape[0], c_n.shape[2]))
         return output, (h_n, c_n)
 
-    def _run(self, x: Tensor, h: Tensor, c, layer: int, d: int) -> tuple:
-        """One direction of one layer: (T, N, H_in) -> last h, last c, outputs (T, N, H)."""
+    def _layers(self, x: Tensor, h0: Tensor, c0: Tensor, run) -> tuple:
+        """Every layer and direction in turn, each by ``run(x, h, c, layer, d) -> (h, c,
+        outputs)``: the last layer's outputs (T, N, D·H) and the lists of final h and c."""
+        directions = 2 if self.bidirectional else 1
+        lstm = self.mode == "LSTM"
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(directions):
+                k = layer * directions + d
+                h, c, out = run(x, h0[k], c0[k] if lstm else None, layer, d)
+                outs.append(out)
+                h_n.append(h)
+                c_n.append(c)
+            x = outs[0] if directions == 1 else cat(outs, 2)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = FL.dropout(x, self.dropout, True)
+        return x, h_n, c_n
+
+    def _input_gates(self, x: Tensor, layer: int, d: int) -> tuple:
+        """(W_hh, b_hh, the input projection of every step (T, N, G·H) in one GEMM)."""
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, d)
         seq, batch = x.shape[0], x.shape[1]
-        mode = self.mode
         bias = b_ih
-        if b_ih is not None and mode != "GRU":  # GRU's b_hn sits inside r·(...): keep apart
+        if b_ih is not None and self.mode != "GRU":  # GRU's b_hn sits inside r·(...): apart
             bias = b_ih + b_hh
-        # the input projection of every time step in one GEMM
         xg = reshape(_proj(reshape(x, (seq * batch, x.shape[2])), w_ih, bias),
                      (seq, batch, w_ih.shape[0]))
+        return w_hh, b_hh, xg
+
+    def _run(self, x: Tensor, h: Tensor, c, layer: int, d: int) -> tuple:
+        """One direction of one layer: (T, N, H_in) -> last h, last c, outputs (T, N, H)."""
+        w_hh, b_hh, xg = self._input_gates(x, layer, d)
+        seq = x.shape[0]
+        mode = self.mode
         if mode == "LSTM":  # the whole time loop is one op (a reverse direction runs T-1 .. 0)
             hs, h, c = LSTMLayer.apply(xg, h, c, w_hh, reverse=bool(d))
             return h, c, hs
@@ -311,7 +333,9 @@ class RNN(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, dtype=None) -> None:
+                 dropout: float = 0.0, bidirectional: bool = False, dtype=None,
+                 device=None) -> None:
+        check_device(device, "module")
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: unknown nonlinearity {nonlinearity!r}; use 'tanh' or 'relu'")
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
@@ -338,7 +362,8 @@ class LSTM(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, dtype=None) -> None:
+                 bidirectional: bool = False, dtype=None, device=None) -> None:
+        check_device(device, "module")
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, dtype)
 
@@ -360,7 +385,8 @@ class GRU(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, dtype=None) -> None:
+                 bidirectional: bool = False, dtype=None, device=None) -> None:
+        check_device(device, "module")
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, dtype)
 
@@ -375,8 +401,9 @@ class RNNCellBase(Module):
     _gates = 1
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 dtype=None) -> None:
+                 dtype=None, device=None) -> None:
         super().__init__()
+        check_device(device, "module")
         if input_size <= 0 or hidden_size <= 0:
             raise ValueError(
                 f"{type(self).__name__}: input_size and hidden_size must be positive, got "
@@ -409,6 +436,7 @@ class RNNCellBase(Module):
                 f"{name}: expected input of shape (N, {self.input_size}) or "
                 f"({self.input_size},), got {got}"
             )
+        check_same_dtype(name, input, self.weight_ih, layer=True)
         unbatched = input.ndim == 1
         if unbatched:
             input = reshape(input, (1, self.input_size))
@@ -450,12 +478,12 @@ class RNNCell(RNNCellBase):
     """
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh", dtype=None) -> None:
+                 nonlinearity: str = "tanh", dtype=None, device=None) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(
                 f"RNNCell: unknown nonlinearity {nonlinearity!r}; use 'tanh' or 'relu'"
             )
-        super().__init__(input_size, hidden_size, bias, dtype)
+        super().__init__(input_size, hidden_size, bias, dtype, device)
         self.nonlinearity = nonlinearity
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:

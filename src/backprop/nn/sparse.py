@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from backprop import creation
 from backprop.autograd.grad_mode import no_grad
+from backprop.devices import check_device
 from backprop.nn import _functional_layers as FL
 from backprop.nn import init
 from backprop.nn.module import Module, Parameter
@@ -31,8 +32,9 @@ class Embedding(Module):
     """
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
-                 dtype=None) -> None:
+                 dtype=None, device=None) -> None:
         super().__init__()
+        check_device(device, "module")
         if num_embeddings <= 0 or embedding_dim <= 0:
             raise ValueError(
                 f"Embedding: num_embeddings and embedding_dim must be positive, got "

@@ -32,7 +32,7 @@ from backprop.ops.elementwise import (
     to_dtype,
     where,
 )
-from backprop.ops.linalg import einsum, matmul
+from backprop.ops.linalg import bmm, einsum, matmul, mm
 from backprop.ops.logical import (
     all,
     any,
@@ -66,6 +66,7 @@ from backprop.ops.reduction import (
     sum,
     var,
 )
+from backprop.ops.selection import argsort, index_fill, sort, topk, tril, triu
 from backprop.ops.shape import (
     broadcast_to,
     cat,
@@ -102,6 +103,7 @@ __all__ = [
     "all", "any", "bitwise_and", "bitwise_not", "bitwise_or", "eq", "ge", "gt", "le",
     "logical_not", "lt", "ne", "diagonal", "narrow", "select", "unbind", "unflatten",
     "abs", "add", "amax", "amin", "argmax", "argmin", "broadcast_to", "cat", "chunk", "clamp",
+    "argsort", "bmm", "index_fill", "mm", "sort", "topk", "tril", "triu",
     "clip", "clone", "concat", "cos", "cumsum", "div", "einsum", "elu", "erf", "exp", "expand",
     "flatten", "flip", "gather", "gelu", "getitem", "index_add", "index_put", "index_select",
     "leaky_relu", "log", "log1p", "log_softmax", "logsumexp", "masked_fill", "matmul", "max",

@@ -7,7 +7,7 @@ import string
 import numpy as np
 
 from backprop.autograd.function import Function
-from backprop.errors import ShapeError
+from backprop.errors import ShapeError, check_same_dtype
 from backprop.ops._util import const
 from backprop.tensor import Tensor, _raw
 
@@ -69,12 +69,42 @@ def matmul(input, other) -> Tensor:
         >>> (bp.ones(2, 3) @ bp.ones(3)).shape
         (2,)
     """
+    if hasattr(input, "dtype") and hasattr(other, "dtype"):
+        check_same_dtype("matmul", input, other)
     try:
         return MatMul.apply(input, other)
     except ValueError:
         # raised here, not in forward: Function.apply would replace a forward's ShapeError with
         # its generic broadcasting message, which cannot say which dimension is wrong
         raise _matmul_error(np.shape(_raw(input)), np.shape(_raw(other))) from None
+
+
+def mm(input: Tensor, mat2: Tensor) -> Tensor:
+    """The product of two matrices, PyTorch's ``mm`` (no broadcasting, no 1-D promotion).
+    Shapes: (n, k) @ (k, m) -> (n, m)."""
+    for name, t in (("self", input), ("mat2", mat2)):
+        if t.ndim != 2:
+            raise ShapeError(f"mm: {name} must be a matrix, got shape {tuple(t.shape)}")
+    if input.shape[1] != mat2.shape[0]:
+        raise ShapeError(
+            f"mm: mat1 and mat2 shapes cannot be multiplied ({input.shape[0]}x{input.shape[1]} "
+            f"and {mat2.shape[0]}x{mat2.shape[1]})"
+        )
+    return matmul(input, mat2)
+
+
+def bmm(input: Tensor, mat2: Tensor) -> Tensor:
+    """Batched matrix product, PyTorch's ``bmm`` (no broadcasting).
+    Shapes: (b, n, k) @ (b, k, m) -> (b, n, m)."""
+    for name, t in (("batch1", input), ("batch2", mat2)):
+        if t.ndim != 3:
+            raise ShapeError(f"bmm: {name} must be a 3D tensor, got shape {tuple(t.shape)}")
+    if input.shape[0] != mat2.shape[0] or input.shape[2] != mat2.shape[1]:
+        raise ShapeError(
+            f"bmm: shapes {tuple(input.shape)} and {tuple(mat2.shape)} do not fit: expected "
+            "(b, n, k) and (b, k, m) with the same b"
+        )
+    return matmul(input, mat2)
 
 
 def _matmul_error(a_shape: tuple, b_shape: tuple) -> ShapeError:

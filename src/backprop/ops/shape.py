@@ -459,13 +459,26 @@ def flatten(input, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 
 def narrow(input, dim: int, start: int, length: int) -> Tensor:
-    """The ``length`` entries of ``dim`` from ``start`` on: a view, as PyTorch's ``narrow``."""
+    """The ``length`` entries of ``dim`` from ``start`` on (negative counts from the end): a view,
+    as PyTorch's ``narrow``. Shape: (..., n, ...) -> (..., length, ...).
+
+    Example:
+        >>> import backprop as bp
+        >>> bp.arange(10).narrow(0, 2, 3)
+        tensor([2, 3, 4])
+    """
+    if input.ndim == 0:
+        raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
     d = norm_dim("narrow", dim, input.ndim)
     n = input.shape[d]
+    start, length = int(start), int(length)
+    if not -n <= start <= n:
+        raise IndexError(f"narrow: start {start} is out of range for dim {dim} of size {n} "
+                         f"(valid: {-n} to {n})")
     start = start + n if start < 0 else start
-    if not (0 <= start <= n and 0 <= length <= n - start):
-        raise IndexError(f"narrow: start {start} and length {length} do not fit in dim {dim} "
-                         f"of size {n}")
+    if length < 0 or start + length > n:
+        raise RuntimeError(f"narrow: start ({start}) + length ({length}) exceeds dimension size "
+                           f"({n}) of the input of shape {tuple(input.shape)}")
     return getitem(input, (slice(None),) * d + (slice(start, start + length),))
 
 

@@ -22,11 +22,12 @@ from backprop.optim import lr_scheduler
 from backprop.optim.adadelta import Adadelta
 from backprop.optim.adagrad import Adagrad
 from backprop.optim.adam import Adam, AdamW
+from backprop.optim.lbfgs import LBFGS
 from backprop.optim.nadam import NAdam
 from backprop.optim.optimizer import Optimizer
 from backprop.optim.rmsprop import RMSprop
 from backprop.optim.sgd import SGD
 from backprop.optim.sophia import Sophia
 
-__all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "NAdam", "Optimizer", "RMSprop",
-           "Sophia", "lr_scheduler"]
+__all__ = ["LBFGS", "SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "NAdam", "Optimizer",
+           "RMSprop", "Sophia", "lr_scheduler"]

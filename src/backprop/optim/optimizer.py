@@ -114,6 +114,9 @@ class Optimizer:
         [0.01, 0.1]
     """
 
+    # state tensors have their parameter's shape (checked on load); LBFGS keeps global state
+    _per_parameter_state = True
+
     def __init__(self, params: Iterable, defaults: dict) -> None:
         self.defaults = dict(defaults)
         self.state: defaultdict[Tensor, dict] = defaultdict(dict)
@@ -308,7 +311,8 @@ class Optimizer:
                                  "no param group lists")
             p = params[key]
             for k, v in values.items():
-                if isinstance(v, (Tensor, np.ndarray)) and np.shape(v) != p.shape:
+                if self._per_parameter_state and isinstance(v, (Tensor, np.ndarray)) and \
+                        np.shape(v) != p.shape:
                     raise ValueError(f"{name}.load_state_dict: state {k!r} of parameter {key} "
                                      f"has shape {np.shape(v)}, the parameter {p.shape}")
             state[p] = {k: _copy_state_value(v, like=p) for k, v in values.items()}

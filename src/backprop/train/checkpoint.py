@@ -18,23 +18,20 @@ The safetensors package is imported on first use, so ``import backprop`` stays N
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import stat
 import struct
 from pathlib import Path
 
-import numpy as np
-
-from backprop._version import __version__
-from backprop.tensor import Tensor
-from backprop.train import _faults
+from backprop.serialization import (  # the format itself lives in backprop.serialization
+    FORMAT,
+    MAX_HEADER_BYTES,
+    atomic_write,
+    decode_state,
+    encode_state,
+    parse_header,
+)
 from backprop.train._resources import available_memory, format_bytes
-
-FORMAT = "backprop-checkpoint"
-FORMAT_VERSION = "1"
-MAX_HEADER_BYTES = 100_000_000  # the safetensors format's own limit on the JSON header
 
 
 class CheckpointError(RuntimeError):
@@ -42,132 +39,6 @@ class CheckpointError(RuntimeError):
 
     The file is never loaded when this is raised; the message names it and says what is wrong.
     """
-
-
-def _safetensors_numpy():
-    try:
-        import safetensors.numpy as st
-    except ImportError as exc:  # a dependency of backprop, but a user may have removed it
-        raise ImportError(
-            "checkpoints need the safetensors package: install it with `pip install safetensors` "
-            "(it is a dependency of backprop, so `pip install backprop` brings it)"
-        ) from exc
-    return st
-
-
-# --- the state <-> (JSON, tensors) split ---------------------------------------------------
-# Markers are one-key dicts whose key starts with "__"; user dicts with such keys, or with
-# non-string keys (an optimizer's state is keyed by parameter index), are stored as item lists.
-_MARKERS = ("__tensor__", "__array__", "__scalar__", "__tuple__", "__items__")
-
-
-def _pack(obj, tensors: dict[str, np.ndarray], where: str):
-    if isinstance(obj, Tensor):
-        return {"__tensor__": _store(obj.data, tensors, where)}
-    if isinstance(obj, np.ndarray):
-        return {"__array__": _store(obj, tensors, where)}
-    if isinstance(obj, np.generic):
-        return {"__scalar__": _store(np.asarray(obj), tensors, where)}
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    if isinstance(obj, dict):
-        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
-            return {k: _pack(v, tensors, f"{where}.{k}" if where else k) for k, v in obj.items()}
-        return {"__items__": [[_pack(k, tensors, f"{where}.key{i}"),
-                               _pack(v, tensors, f"{where}.{k}")]
-                              for i, (k, v) in enumerate(obj.items())]}
-    if isinstance(obj, list):
-        return [_pack(v, tensors, f"{where}.{i}") for i, v in enumerate(obj)]
-    if isinstance(obj, tuple):
-        return {"__tuple__": [_pack(v, tensors, f"{where}.{i}") for i, v in enumerate(obj)]}
-    raise TypeError(
-        f"save_checkpoint: cannot store {where or 'the state'} of type {type(obj).__name__}; "
-        "a state holds dicts, lists, tuples, Tensors, ndarrays, numbers, strings and None"
-    )
-
-
-def _store(array: np.ndarray, tensors: dict[str, np.ndarray], where: str) -> str:
-    key, n = where or "value", 1
-    while key in tensors:  # "a.b" from {"a.b": x} and from {"a": {"b": y}}: keep both
-        n += 1
-        key = f"{where}#{n}"
-    # ascontiguousarray alone turns a 0-d array (a NumPy scalar) into shape (1,)
-    tensors[key] = np.ascontiguousarray(array).reshape(array.shape)
-    return key
-
-
-def _unpack(obj, tensors: dict[str, np.ndarray]):
-    if isinstance(obj, list):
-        return [_unpack(v, tensors) for v in obj]
-    if not isinstance(obj, dict):
-        return obj
-    if len(obj) == 1:
-        (key, value), = obj.items()
-        if key == "__tensor__":
-            return Tensor(tensors[value])
-        if key == "__array__":
-            return tensors[value]
-        if key == "__scalar__":
-            return tensors[value][()]
-        if key == "__tuple__":
-            return tuple(_unpack(v, tensors) for v in value)
-        if key == "__items__":
-            return {_unpack(k, tensors): _unpack(v, tensors) for k, v in value}
-    return {k: _unpack(v, tensors) for k, v in obj.items()}
-
-
-def _digest(state_json: str, tensors: dict[str, np.ndarray]) -> str:
-    h = hashlib.sha256(state_json.encode())
-    for key in sorted(tensors):
-        a = tensors[key]
-        h.update(f"\0{key}\0{a.dtype.str}\0{a.shape}\0".encode())
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
-
-
-# --- files -----------------------------------------------------------------------------------
-TEMPORARY_MARK = ".tmp-"
-
-
-def temporary_path(path: Path) -> Path:
-    """Where ``atomic_write`` writes ``path``'s new contents before the rename: a hidden file
-    beside it, ``.<name>.tmp-<pid>``. A process killed before the rename leaves it behind."""
-    return path.with_name(f".{path.name}{TEMPORARY_MARK}{os.getpid()}")
-
-
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old file or the new, never a mix.
-
-    The bytes go to a temporary file beside ``path``, are flushed to disk (``fsync``) and the
-    file is renamed over ``path``; the directory entry is flushed too where the OS allows.
-    """
-    path = Path(path)
-    if isinstance(data, str):
-        data = data.encode()
-    tmp = temporary_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        _faults.pause_before_replace(path.name)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.errno is not None and exc.filename != str(path):
-            # name the file the caller asked for, not the temporary one
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
-        raise
-    try:  # make the rename itself durable; not possible on every platform (Windows)
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
@@ -190,17 +61,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     """
     if not isinstance(state, dict):
         raise TypeError(f"save_checkpoint: state must be a dict, got {type(state).__name__}")
-    tensors: dict[str, np.ndarray] = {}
-    packed = _pack(state, tensors, "")
-    state_json = json.dumps(packed, separators=(",", ":"))
-    metadata = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "backprop_version": __version__,
-        "state": state_json,
-        "sha256": _digest(state_json, tensors),
-    }
-    atomic_write(path, _safetensors_numpy().save(tensors, metadata=metadata))
+    atomic_write(path, encode_state(state))
 
 
 def _refuse(path: Path, why: str) -> CheckpointError:
@@ -280,20 +141,10 @@ def _check_header_size(path: Path, n: int) -> None:
 
 
 def _header(path: Path, data: bytes) -> dict:
-    if len(data) < 8:
-        raise _refuse(path, f"is truncated ({len(data)} bytes, not even a header)")
-    (n,) = struct.unpack("<Q", data[:8])
-    if 8 + n > len(data):
-        raise _truncated(path, n, len(data) - 8)
     try:
-        header = json.loads(data[8:8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _refuse(path, "is corrupted (its header is not valid JSON)") from None
-    except RecursionError:
-        raise _refuse(path, "is corrupted (its header is nested too deeply)") from None
-    if not isinstance(header, dict):
-        raise _refuse(path, "is corrupted (its header is not a JSON object)")
-    return header
+        return parse_header(data)
+    except ValueError as exc:
+        raise _refuse(path, str(exc)) from None
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -313,20 +164,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if metadata.get("format") != FORMAT:
         raise _refuse(path, "is not a backprop checkpoint (its metadata has no "
                             f"format={FORMAT!r})")
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise _refuse(path, f"has format version {metadata.get('format_version')!r}; this "
-                            f"backprop ({__version__}) reads version {FORMAT_VERSION}")
     try:
-        tensors = _safetensors_numpy().load(data)
-    except Exception as exc:  # the Rust reader raises its own error type
-        raise _refuse(path, f"is truncated or corrupted ({exc})") from None
-    state_json = metadata.get("state", "")
-    if _digest(state_json, tensors) != metadata.get("sha256"):
-        raise _refuse(path, "is corrupted: its SHA-256 does not match its contents")
-    try:
-        packed = json.loads(state_json)
-        return _unpack(packed, tensors)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise _refuse(path, "is corrupted (its state is not what was saved)") from None
-    except RecursionError:  # valid JSON, but deeper than Python's parser (and _unpack) go
-        raise _refuse(path, "is corrupted (its state is nested too deeply)") from None
+        return decode_state(data, metadata)
+    except ValueError as exc:
+        raise _refuse(path, str(exc)) from None

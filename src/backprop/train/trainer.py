@@ -18,12 +18,12 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from backprop import _faults
 from backprop import random as _random
 from backprop.autograd.grad_mode import no_grad
 from backprop.data.dataloader import DataLoader
 from backprop.data.dataset import Dataset, random_split
 from backprop.tensor import Tensor
-from backprop.train import _faults
 from backprop.train._signals import SIGNAL_NAMES, StopSignals, TrainingInterrupted
 from backprop.train.callbacks import Callback, ProgressBar
 from backprop.train.checkpoint import load_checkpoint, save_checkpoint

@@ -1,8 +1,10 @@
-"""Gradient clipping, flattening parameters to one vector, and weight penalties.
+"""Gradient clipping, flattening parameters to one vector, weight penalties, and (in
+``backprop.nn.utils.rnn``) packed variable-length sequences.
 
 ``clip_grad_norm_``, ``clip_grad_value_``, ``parameters_to_vector`` and ``vector_to_parameters``
-are PyTorch's (``torch.nn.utils``). ``l1_penalty`` and ``l2_penalty`` have no PyTorch
-counterpart: they are the regularisation terms one adds to the loss by hand.
+are PyTorch's (``torch.nn.utils``), and so is the ``rnn`` submodule. ``l1_penalty`` and
+``l2_penalty`` have no PyTorch counterpart: they are the regularisation terms one adds to the
+loss by hand.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 
 from backprop.autograd.grad_mode import no_grad
 from backprop.nn.module import Module
+from backprop.nn.utils import rnn  # noqa: F401  (torch.nn.utils.rnn)
 from backprop.ops import abs, cat, clamp, ne, norm, reshape, stack, to_dtype
 from backprop.ops import sum as sum_of
 from backprop.tensor import Tensor
