@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
                            help=option.help + shown, **extra)
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out RUN_DIR from its last checkpoint")
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel training under `mpirun -n N` (needs backprop[mpi]): "
+                            "--batch-size is per rank, rank 0 writes the run directory")
+    train.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
+                       help="with --distributed: stop when another rank has not answered for "
+                            "this long (default: 300)")
     train.add_argument("--config", metavar="FILE.toml",
                        help="read settings from a TOML file (keys: the flag names with "
                             "underscores); flags override it")
