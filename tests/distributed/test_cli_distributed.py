@@ -120,4 +120,8 @@ def test_a_killed_rank_stops_the_other_within_dist_timeout(tmp_path):
     assert proc.returncode != 0
     assert elapsed < 20 + 10, elapsed  # within --dist-timeout (mpirun usually ends it at once)
     # whoever noticed first, the output names rank 1: our timeout line, or mpirun's report
+    # (then rank 0, sent SIGTERM, saved its last step and said why it may have come)
     assert "rank 1" in stderr, stderr
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("backprop train: error:")]
+    assert len(lines) == 1, stderr
+    assert "did not reach" in lines[0] or "another rank failed" in lines[0], lines[0]

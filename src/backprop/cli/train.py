@@ -349,7 +349,10 @@ def _train(run: RunDirectory, settings: dict | None, flags: dict, file_values: d
         except TrainingInterrupted as exc:
             if not leader:
                 raise Interrupted(exc.signum, str(exc)) from None
-            raise Interrupted(exc.signum, _stopped(exc, trainer, start_step, run_dir)) from None
+            why = ("; under mpirun a SIGTERM mostly means that another rank failed: mpirun's "
+                   "report names it") if distributed and exc.signum == signal.SIGTERM else ""
+            raise Interrupted(exc.signum, _stopped(exc, trainer, start_step, run_dir) + why) \
+                from None
         seconds = time.perf_counter() - t0
         if stopper is not None and stopper.stopped_epoch and leader:
             # the epoch-end checkpoint holds the last epoch's weights; keep the restored best
