@@ -12,6 +12,7 @@ import pytest
 
 HERE = Path(__file__).parent
 WORKER = HERE / "mpi_worker.py"
+BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def mpirun_path() -> str | None:
@@ -39,6 +40,8 @@ def mpirun_command(n: int, *args: str, env: dict | None = None) -> list[str]:
 
 def run_mpi(n: int, *args: str, env: dict | None = None, timeout: float = 120,
             cwd=None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    # no OMP_NUM_THREADS: dist.init() itself must give each rank one BLAS thread
+    full_env = {k: v for k, v in os.environ.items() if k not in BLAS_VARS}
+    full_env.update(env or {})
     return subprocess.run(mpirun_command(n, *args, env=env), capture_output=True, text=True,
                           timeout=timeout, env=full_env, cwd=cwd)

@@ -62,7 +62,10 @@ def overlap() -> dict:
         ddp.zero_grad()
         bp.nn.functional.cross_entropy(ddp(x), y).backward()
         timelines.append(ddp.timeline)
-    return {"buckets": ddp.buckets, "timelines": timelines}
+    from threadpoolctl import threadpool_info
+
+    blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    return {"buckets": ddp.buckets, "timelines": timelines, "blas_threads": blas}
 
 
 def main() -> None:
