@@ -98,3 +98,41 @@ def test_bfloat16_weights_are_refused_with_a_clear_message(tmp_path):
     st_torch.save_file(tmodel.state_dict(), str(path))
     with pytest.raises(ValueError, match="bfloat16.*v.float()"):
         bp.load(path)
+
+
+LAYERS = {
+    "Linear": lambda nn: nn.Linear(4, 3),
+    "Bilinear": lambda nn: nn.Bilinear(3, 4, 2),
+    "Conv1d": lambda nn: nn.Conv1d(2, 3, 3),
+    "Conv2d": lambda nn: nn.Conv2d(2, 3, 3, groups=1),
+    "ConvTranspose2d": lambda nn: nn.ConvTranspose2d(2, 3, 3),
+    "BatchNorm1d": lambda nn: nn.BatchNorm1d(3),
+    "BatchNorm2d": lambda nn: nn.BatchNorm2d(3),
+    "LayerNorm": lambda nn: nn.LayerNorm(5),
+    "Embedding": lambda nn: nn.Embedding(7, 3),
+    "RNN": lambda nn: nn.RNN(3, 4, num_layers=2, bidirectional=True),
+    "GRU": lambda nn: nn.GRU(3, 4, bias=False),
+    "LSTM": lambda nn: nn.LSTM(3, 4, num_layers=2),
+    "MultiheadAttention": lambda nn: nn.MultiheadAttention(8, 2),
+    "TransformerEncoderLayer": lambda nn: nn.TransformerEncoderLayer(8, 2, 16),
+}
+
+
+@pytest.mark.parametrize("layer", list(LAYERS))
+def test_every_layer_s_state_dict_crosses_both_ways_with_the_same_keys_and_values(tmp_path,
+                                                                                  layer):
+    torch.manual_seed(0)
+    tmodel = LAYERS[layer](torch.nn)
+    path = tmp_path / "from_torch.safetensors"
+    st_torch.save_file(tmodel.state_dict(), str(path))
+    model = LAYERS[layer](bp.nn)
+    model.load_state_dict(bp.load(path))  # strict: the same keys and shapes
+    for key, value in tmodel.state_dict().items():
+        np.testing.assert_array_equal(model.state_dict()[key].numpy(), value.numpy())
+    back = tmp_path / "from_backprop.safetensors"
+    bp.manual_seed(1)
+    fresh = LAYERS[layer](bp.nn)
+    bp.save(fresh.state_dict(), back)
+    tmodel.load_state_dict(st_torch.load_file(str(back)))
+    for key, value in fresh.state_dict().items():
+        np.testing.assert_array_equal(tmodel.state_dict()[key].numpy(), value.numpy())
