@@ -62,10 +62,20 @@ def overlap() -> dict:
         ddp.zero_grad()
         bp.nn.functional.cross_entropy(ddp(x), y).backward()
         timelines.append(ddp.timeline)
+    # no_sync: local gradients only (they differ between ranks); the next backward outside it
+    # averages what was accumulated (the same on every rank)
+    x = bp.randn(8, 784) * (dist.rank() + 1)
+    ddp.zero_grad()
+    with ddp.no_sync():
+        bp.nn.functional.cross_entropy(ddp(x), y[:8]).backward()
+    local = model[4].bias.grad.numpy().tolist()
+    bp.nn.functional.cross_entropy(ddp(x), y[:8]).backward()
+    synced = model[4].bias.grad.numpy().tolist()
     from threadpoolctl import threadpool_info
 
     blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-    return {"buckets": ddp.buckets, "timelines": timelines, "blas_threads": blas}
+    return {"buckets": ddp.buckets, "timelines": timelines, "blas_threads": blas,
+            "no_sync_local": local, "after_sync": synced}
 
 
 def main() -> None:

@@ -160,6 +160,17 @@ def test_first_bucket_all_reduce_starts_before_backward_ends(equivalence_run):
 
 
 @pytest.mark.slow
+def test_no_sync_keeps_local_gradients_and_the_next_backward_averages_them(equivalence_run):
+    r0, r1 = (json.loads((equivalence_run / f"overlap-world2-rank{r}.json").read_text())
+              for r in range(2))
+    assert not np.allclose(r0["no_sync_local"], r1["no_sync_local"])
+    np.testing.assert_array_equal(r0["after_sync"], r1["after_sync"])
+    # the average of what each rank accumulated: (2·local₀ + 2·local₁) / 2
+    np.testing.assert_allclose(r0["after_sync"], np.add(r0["no_sync_local"],
+                                                        r1["no_sync_local"]), rtol=1e-5)
+
+
+@pytest.mark.slow
 def test_a_hanging_rank_makes_the_other_stop_within_the_timeout_naming_it(tmp_path):
     t0 = time.monotonic()
     out = run_mpi(2, sys.executable, str(WORKER), "hang", str(tmp_path),
