@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
                            help=option.help + shown, **extra)
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out RUN_DIR from its last checkpoint")
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel training under `mpirun -n N` (needs backprop[mpi]): "
+                            "--batch-size is per rank, rank 0 writes the run directory")
+    train.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
+                       help="with --distributed: stop when another rank has not answered for "
+                            "this long (default: 300)")
     train.add_argument("--config", metavar="FILE.toml",
                        help="read settings from a TOML file (keys: the flag names with "
                             "underscores); flags override it")
@@ -104,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("run_dir", metavar="RUN_DIR")
     pr.add_argument("input", metavar="INPUT", help="INPUT.npy or INPUT.csv, raw inputs as the "
                     "dataset stores them (one sample per row)")
+    ex = sub.add_parser("export", allow_abbrev=False,
+                        help="export a trained run's model (ONNX; needs backprop[onnx])")
+    ex.add_argument("run_dir", metavar="RUN_DIR")
+    ex.add_argument("--format", choices=["onnx"], default="onnx", help="the file format")
+    ex.add_argument("--out", metavar="PATH", help="the file to write (default: "
+                    "RUN_DIR/model.onnx)")
     demo = sub.add_parser("demo", allow_abbrev=False,
                           help="train a 2-2-1 network on XOR with bare tensors")
     demo.add_argument("--epochs", type=int, default=2000, help="gradient-descent steps")
@@ -179,6 +191,32 @@ def cmd_predict(args: argparse.Namespace, out=None) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace, out=None) -> int:
+    """``backprop export RUN_DIR --format onnx [--out PATH]``."""
+    out = out or sys.stdout
+    from pathlib import Path
+
+    import backprop as bp
+
+    try:
+        from backprop.onnx import UnsupportedOpError, export
+        from backprop.onnx.export import _onnx
+        _onnx()
+    except ImportError as exc:
+        raise RunError(str(exc).split(" (")[0]) from None
+    settings, facts, model = load_run(args.run_dir)
+    path = Path(args.out) if args.out else Path(args.run_dir) / "model.onnx"
+    example = bp.zeros(1, *facts["input_shape"])
+    try:
+        export(model, example, path)
+    except UnsupportedOpError as exc:
+        raise RunError(str(exc)) from None
+    print(f"wrote {path} (ONNX opset 17; input 'input' of shape (batch, "
+          f"{', '.join(map(str, facts['input_shape']))}), output 'output': "
+          f"{facts['num_classes']} class scores)", file=out)
+    return 0
+
+
 # --- entry point ---------------------------------------------------------------------------
 @contextlib.contextmanager
 def _one_line_only():
@@ -213,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         train_xor(args.epochs, args.lr, args.seed)
         return 0
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-               "compare-rules": compare_rules.cmd_compare_rules}
+               "compare-rules": compare_rules.cmd_compare_rules, "export": cmd_export}
     error = f"backprop {args.command}: error:"
     try:
         with _one_line_only():

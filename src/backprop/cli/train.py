@@ -33,6 +33,16 @@ from backprop.cli.rundir import (
 from backprop.train._signals import SIGNAL_NAMES, TrainingInterrupted
 
 
+def _world_size() -> int:
+    mod = sys.modules.get("backprop.distributed.comm")  # loaded only by --distributed
+    return mod.world_size() if mod is not None else 1
+
+
+def _rank() -> int:
+    mod = sys.modules.get("backprop.distributed.comm")
+    return mod.rank() if mod is not None else 0
+
+
 def _default_out(settings: dict) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{settings['dataset']}-{settings['model']}-{stamp}"
@@ -199,8 +209,25 @@ def _interrupted_outside_fit(signum: int, stage: str, run_dir: Path, trainer) ->
 
 def cmd_train(args: argparse.Namespace, out=None) -> int:
     """``backprop train``: claims the run directory (one process at a time), trains, and
-    releases it; a directory it created and never wrote to is removed again on failure."""
+    releases it; a directory it created and never wrote to is removed again on failure.
+    With ``--distributed``, every rank of ``mpirun`` trains and rank 0 owns the directory."""
     out = out or sys.stdout
+    if getattr(args, "distributed", False):
+        from backprop.cli.distributed import cmd_train_distributed
+
+        return cmd_train_distributed(args, out, _claim, _train)
+    run, settings, flags, file_values = _claim(args)
+    try:
+        return _train(run, settings, flags, file_values, out)
+    except BaseException:
+        run.tidy_after_failure()
+        raise
+    finally:
+        run.release()
+
+
+def _claim(args: argparse.Namespace, claim_dir: bool = True):
+    """(run directory claimed, settings or None for --resume, flags, config-file values)."""
     flags = _given_flags(args)
     file_values = cfg.read_config_file(args.config) if args.config else {}
     settings = None
@@ -218,14 +245,8 @@ def cmd_train(args: argparse.Namespace, out=None) -> int:
             raise UsageError(f"--momentum applies to sgd and rmsprop, not "
                              f"{settings['optimizer']}")
         run_dir = Path(settings["out"]) if settings["out"] else _default_out(settings)
-    run = RunDirectory.claim(run_dir, create=not args.resume)
-    try:
-        return _train(run, settings, flags, file_values, out)
-    except BaseException:
-        run.tidy_after_failure()
-        raise
-    finally:
-        run.release()
+    run = RunDirectory.claim(run_dir, create=not args.resume) if claim_dir else None
+    return run, settings, flags, file_values
 
 
 def _train(run: RunDirectory, settings: dict | None, flags: dict, file_values: dict,
@@ -245,6 +266,8 @@ def _train(run: RunDirectory, settings: dict | None, flags: dict, file_values: d
     )
 
     run_dir, stage, trainer = run.path, "starting", None
+    distributed = _world_size() > 1
+    leader = _rank() == 0
     try:
         resume_state = None
         if settings is None:
@@ -266,18 +289,28 @@ def _train(run: RunDirectory, settings: dict | None, flags: dict, file_values: d
             model = model_of(settings, resume_state["config"]["data"], resume_state,
                              checkpoint_of(run_dir))
             _check_same_data(facts, resume_state["config"]["data"], settings)
+        train_data, val_data = splits.train, None
+        if distributed:
+            from backprop.cli import distributed as D
+            model, _ddp = D.wrap_model(model)  # averages gradients through hooks
+            train_data, val_data = D.split_validation(splits.train, settings)
+            train_data, sampler = D.shard_loader(train_data, settings)
         optimizer = _make_optimizer(settings, model.parameters())
         n_train = len(splits.train) - (math.floor(len(splits.train) * settings["val_split"])
                                        if settings["val_split"] else 0)
         batch = n_train if settings["batch_size"] == "full" else settings["batch_size"]
-        steps_per_epoch = max(1, -(-n_train // batch))
+        steps_per_epoch = len(train_data) if distributed else max(1, -(-n_train // batch))
 
-        atomic_write(run_dir / "config.toml", cfg.to_toml(settings))
-        callbacks = [ModelCheckpoint(run_dir / CHECKPOINT,
-                                     every_n_steps=settings["checkpoint_every"]),
-                     CSVLogger(run_dir / "history.csv"), ProgressBar(),
-                     EpochLogger(lambda line: print(line, file=out, flush=True),
-                                 every=max(1, -(-settings["epochs"] // 25)))]
+        callbacks = []
+        if leader:
+            atomic_write(run_dir / "config.toml", cfg.to_toml(settings))
+            callbacks = [ModelCheckpoint(run_dir / CHECKPOINT,
+                                         every_n_steps=settings["checkpoint_every"]),
+                         CSVLogger(run_dir / "history.csv"), ProgressBar(),
+                         EpochLogger(lambda line: print(line, file=out, flush=True),
+                                     every=max(1, -(-settings["epochs"] // 25)))]
+        if distributed:
+            callbacks += [D.ReduceMetrics(), D.SetEpoch(sampler)]
         scheduler = _make_scheduler(settings, optimizer, steps_per_epoch)
         if scheduler is not None:
             callbacks.append(scheduler)
@@ -297,28 +330,39 @@ def _train(run: RunDirectory, settings: dict | None, flags: dict, file_values: d
         # asked to do (--resume --epochs N) must be in the checkpoints it writes from now on
         trainer.config = {"settings": settings, "data": facts}
         n_params = sum(p.data.size for p in model.parameters())
+        ranks = f" on {_world_size()} ranks (batch per rank)" if distributed else ""
         print(f"training {settings['model']} ({n_params:,} parameters) on {settings['dataset']}: "
               f"{n_train} training samples, {len(splits.test)} test; {settings['optimizer']} lr "
               f"{settings['lr']:g}, batch {settings['batch_size']}, {settings['epochs']} epochs "
-              f"-> {run_dir}", file=out, flush=True)
+              f"-> {run_dir}{ranks}", file=out, flush=True)
         stage, start_step = "training", trainer.step
         t0 = time.perf_counter()
         try:
-            history = trainer.fit(splits.train, val_split=settings["val_split"],
-                                  epochs=settings["epochs"], batch_size=settings["batch_size"])
+            if distributed:
+                history = trainer.fit(train_data, val_data=val_data, epochs=settings["epochs"])
+            else:
+                history = trainer.fit(splits.train, val_split=settings["val_split"],
+                                      epochs=settings["epochs"],
+                                      batch_size=settings["batch_size"])
         except TrainingError as exc:
             raise RunError(f"{exc}. {_saved_note(run_dir, resume=False)}") from None
         except TrainingInterrupted as exc:
-            raise Interrupted(exc.signum, _stopped(exc, trainer, start_step, run_dir)) from None
+            if not leader:
+                raise Interrupted(exc.signum, str(exc)) from None
+            why = ("; under mpirun a SIGTERM mostly means that another rank failed: mpirun's "
+                   "report names it") if distributed and exc.signum == signal.SIGTERM else ""
+            raise Interrupted(exc.signum, _stopped(exc, trainer, start_step, run_dir) + why) \
+                from None
         seconds = time.perf_counter() - t0
-        if stopper is not None and stopper.stopped_epoch:
+        if stopper is not None and stopper.stopped_epoch and leader:
             # the epoch-end checkpoint holds the last epoch's weights; keep the restored best
             trainer.save_checkpoint(run_dir / CHECKPOINT)
             print(f"stopped early: {stopper.monitor} did not improve for {stopper.patience} "
                   f"epochs after epoch {stopper.best_epoch} ({stopper.best:.4f}); its weights "
                   "were restored", file=out)
         stage = "testing the trained model"
-        test = trainer.evaluate(splits.test)
+        test = (D.evaluate_global(trainer, splits.test) if distributed
+                else trainer.evaluate(splits.test))
         metrics = {"test_loss": test["loss"], "test_accuracy": test.get("accuracy"),
                    "test_samples": len(splits.test), "epochs": trainer.epoch,
                    "steps": trainer.step, "train_seconds": seconds,
@@ -327,6 +371,10 @@ def _train(run: RunDirectory, settings: dict | None, flags: dict, file_values: d
         if history.rows:
             metrics.update({f"final_{k}": v for k, v in history.rows[-1].items()
                             if k not in ("epoch", "time")})
+        if not leader:
+            return 0
+        if distributed:
+            metrics["ranks"] = _world_size()
         atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         stage = "drawing curves.png"
         try:

@@ -57,5 +57,15 @@ __all__ = [
     "SmoothL1Loss", "TripletMarginLoss",
     "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "detach_state",
     "MultiheadAttention", "Transformer", "TransformerDecoder", "TransformerDecoderLayer",
-    "TransformerEncoder", "TransformerEncoderLayer",
+    "TransformerEncoder", "TransformerEncoderLayer", "SyncBatchNorm",
 ]
+
+
+def __getattr__(name: str):
+    # SyncBatchNorm communicates, so it lives in backprop.distributed (which sits above nn);
+    # nn.SyncBatchNorm is PyTorch's name for it, resolved on first use
+    if name == "SyncBatchNorm":
+        from backprop.distributed.sync_batchnorm import SyncBatchNorm  # noqa: PLC0415
+
+        return SyncBatchNorm
+    raise AttributeError(f"module 'backprop.nn' has no attribute {name!r}")

@@ -54,6 +54,18 @@ def _name_module_in(exc: ShapeError, module: Module) -> None:
         exc.args = (f"in {name} ({type(inner).__name__}): {exc._bp_message}",)
 
 
+def _prefix_hint(unexpected: list, own) -> str | None:
+    """Say so when the keys carry a wrapper's prefix: ``module.`` (DistributedDataParallel,
+    DataParallel) or ``_orig_mod.`` (torch.compile)."""
+    for prefix, wrapper in (("module.", "DistributedDataParallel or DataParallel"),
+                            ("_orig_mod.", "torch.compile")):
+        if any(k.startswith(prefix) and k[len(prefix):] in own for k in unexpected):
+            return (f"the file's keys start with {prefix!r} (written from a model wrapped by "
+                    f"{wrapper}); strip it: {{k.removeprefix({prefix!r}): v for k, v in "
+                    f"state_dict.items()}}")
+    return None
+
+
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
@@ -383,6 +395,9 @@ class Module:
             problems.append("unexpected keys: " + ", ".join(unexpected))
         if mismatched:
             problems.append("shape mismatches: " + "; ".join(mismatched))
+        hint = _prefix_hint(unexpected, own) if problems else None
+        if hint:
+            problems.append(hint)
         if problems:
             raise RuntimeError(
                 f"load_state_dict: cannot load into {type(self).__name__}: " + " | ".join(problems)
