@@ -114,3 +114,16 @@ def test_an_unsupported_op_is_named_with_its_module(tmp_path):
 def test_export_refuses_an_old_opset(tmp_path):
     with pytest.raises(ValueError, match="17 or newer"):
         export(nn.Linear(2, 2), bp.randn(1, 2), tmp_path / "m.onnx", opset_version=13)
+
+
+def test_torch_onnx_export_spelling_runs_unchanged(tmp_path, rng):
+    """``torch.onnx.export(model, (x,), f)`` with ``import backprop as torch``."""
+    import backprop as torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh())
+    x = torch.tensor(rng.normal(size=(2, 4)).astype(np.float32))
+    torch.onnx.export(model, (x,), str(tmp_path / "m.onnx"))
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    (got,) = sess.run(["output"], {"input": x.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-5, atol=1e-6)

@@ -90,7 +90,8 @@ def export(model: Module, example_input: Tensor, path: str | os.PathLike, *,
     Args:
         model: an ``nn.Module`` taking one Tensor (Sequential or custom ``forward``); it is run
             once in eval mode (Dropout off, BatchNorm on its running statistics).
-        example_input: a Tensor of the input's shape (any batch size) and dtype.
+        example_input: a Tensor of the input's shape (any batch size) and dtype, or a 1-tuple
+            holding one (as ``torch.onnx.export``'s ``args``).
         path: the ``.onnx`` file to write.
         opset_version: the ONNX opset (17 or newer).
 
@@ -108,6 +109,8 @@ def export(model: Module, example_input: Tensor, path: str | os.PathLike, *,
     onnx = _onnx()
     if opset_version < 17:
         raise ValueError(f"ONNX export: opset_version must be 17 or newer, got {opset_version}")
+    if isinstance(example_input, tuple) and len(example_input) == 1:
+        example_input = example_input[0]  # torch.onnx.export's ``args`` is a tuple of inputs
     if not isinstance(example_input, Tensor):
         raise TypeError(f"ONNX export: example_input must be a Tensor, got "
                         f"{type(example_input).__name__}")
