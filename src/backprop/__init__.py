@@ -52,7 +52,7 @@ from backprop.ops import __all__ as _ops_all
 from backprop.random import manual_seed
 from backprop.tensor import Tensor, bool_, float16, float32, float64, int32, int64
 
-_SUBPACKAGES = ("data", "nn", "optim", "rules", "train")
+_SUBPACKAGES = ("data", "diagnostics", "nn", "optim", "rules", "train", "viz")
 
 __all__ = [
     "Tensor", "ShapeError", "__version__", "arange", "autograd", "bool_", "detect_anomaly", "empty",

@@ -26,7 +26,7 @@ import warnings
 
 import numpy as np
 
-from backprop.cli import compare_rules
+from backprop.cli import compare_rules, graph
 from backprop.cli import config as cfg
 from backprop.cli.errors import RunError, UsageError, describe_os_error
 from backprop.cli.rundir import CHECKPOINT, FILES, load_run
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--lr", type=float, default=0.5, help="learning rate")
     demo.add_argument("--seed", type=int, default=0, help="random seed")
     compare_rules.add_parser(sub)
+    graph.add_parser(sub)
     return parser
 
 
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         train_xor(args.epochs, args.lr, args.seed)
         return 0
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-               "compare-rules": compare_rules.cmd_compare_rules}
+               "compare-rules": compare_rules.cmd_compare_rules, "graph": graph.cmd_graph}
     error = f"backprop {args.command}: error:"
     try:
         with _one_line_only():
