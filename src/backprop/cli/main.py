@@ -4,7 +4,9 @@
     backprop train --resume --out RUN_DIR
     backprop evaluate RUN_DIR [--dataset NAME --data-dir PATH]
     backprop predict RUN_DIR INPUT.npy|INPUT.csv
-    backprop demo          (a 2-2-1 network on XOR with bare tensors: backprop with no layers)
+    backprop explain       (alias demo: one forward and backward pass of a 2-2-1 XOR network,
+                            node by node, checked against finite differences)
+    backprop graph --out PATH   (the computational graph of one training step, drawn)
 
 A run directory holds ``checkpoint.safetensors`` (everything needed to resume or to predict),
 ``config.toml`` (the settings), ``history.csv`` (one row per epoch), ``metrics.json`` (test
@@ -26,7 +28,7 @@ import warnings
 
 import numpy as np
 
-from backprop.cli import compare_rules, graph
+from backprop.cli import compare_rules, explain, graph
 from backprop.cli import config as cfg
 from backprop.cli.errors import RunError, UsageError, describe_os_error
 from backprop.cli.rundir import CHECKPOINT, FILES, load_run
@@ -104,13 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("run_dir", metavar="RUN_DIR")
     pr.add_argument("input", metavar="INPUT", help="INPUT.npy or INPUT.csv, raw inputs as the "
                     "dataset stores them (one sample per row)")
-    demo = sub.add_parser("demo", allow_abbrev=False,
-                          help="train a 2-2-1 network on XOR with bare tensors")
-    demo.add_argument("--epochs", type=int, default=2000, help="gradient-descent steps")
-    demo.add_argument("--lr", type=float, default=0.5, help="learning rate")
-    demo.add_argument("--seed", type=int, default=0, help="random seed")
     compare_rules.add_parser(sub)
     graph.add_parser(sub)
+    explain.add_parser(sub)
     return parser
 
 
@@ -207,14 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    if args.command == "demo":
-        from backprop.__main__ import train_xor
-        if args.epochs < 1 or not args.lr > 0:
-            parser.error("demo: --epochs must be >= 1 and --lr positive")
-        train_xor(args.epochs, args.lr, args.seed)
-        return 0
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-               "compare-rules": compare_rules.cmd_compare_rules, "graph": graph.cmd_graph}
+               "compare-rules": compare_rules.cmd_compare_rules, "graph": graph.cmd_graph,
+               "explain": explain.cmd_explain, "demo": explain.cmd_explain}
     error = f"backprop {args.command}: error:"
     try:
         with _one_line_only():
