@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help=option.help + shown, **extra)
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out RUN_DIR from its last checkpoint")
+    train.add_argument("--monitor-gradients", action="store_true",
+                       help="record per-layer gradient norms, weight norms and update ratios "
+                            "(RUN_DIR/gradients.csv, gradients.png) and warn when gradients "
+                            "vanish or explode")
     train.add_argument("--config", metavar="FILE.toml",
                        help="read settings from a TOML file (keys: the flag names with "
                             "underscores); flags override it")

@@ -220,7 +220,8 @@ def cmd_train(args: argparse.Namespace, out=None) -> int:
         run_dir = Path(settings["out"]) if settings["out"] else _default_out(settings)
     run = RunDirectory.claim(run_dir, create=not args.resume)
     try:
-        return _train(run, settings, flags, file_values, out)
+        return _train(run, settings, flags, file_values, out,
+                      monitor_gradients=getattr(args, "monitor_gradients", False))
     except BaseException:
         run.tidy_after_failure()
         raise
@@ -229,7 +230,7 @@ def cmd_train(args: argparse.Namespace, out=None) -> int:
 
 
 def _train(run: RunDirectory, settings: dict | None, flags: dict, file_values: dict,
-           out) -> int:
+           out, monitor_gradients: bool = False) -> int:
     import backprop as bp
     from backprop.cli.datasets import load_splits
     from backprop.train import (
@@ -288,6 +289,12 @@ def _train(run: RunDirectory, settings: dict | None, flags: dict, file_values: d
             callbacks.append(stopper)
         if settings["clip_grad_norm"]:
             callbacks.append(GradientClipping(max_norm=settings["clip_grad_norm"]))
+        monitor = None
+        if monitor_gradients:
+            from backprop.diagnostics import GradientMonitor
+            monitor = GradientMonitor(model, on_warning=lambda text: print(
+                f"warning: {text}", file=sys.stderr, flush=True))
+            callbacks.append(monitor)
         trainer = Trainer(model, bp.nn.CrossEntropyLoss(), optimizer, callbacks=callbacks,
                           seed=settings["seed"], progress=False, handle_sigterm=True)
         if resume_state is not None:
@@ -328,6 +335,15 @@ def _train(run: RunDirectory, settings: dict | None, flags: dict, file_values: d
             metrics.update({f"final_{k}": v for k, v in history.rows[-1].items()
                             if k not in ("epoch", "time")})
         atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        if monitor is not None:
+            stage = "writing gradients.csv and gradients.png"
+            monitor.to_csv(run_dir / "gradients.csv")
+            try:
+                monitor.plot(run_dir / "gradients.png", title=f"gradient flow: "
+                             f"{settings['model']} on {settings['dataset']}")
+            except ImportError:
+                print("note: gradients.png not drawn: matplotlib is not installed",
+                      file=out)
         stage = "drawing curves.png"
         try:
             history.plot(run_dir / "curves.png", title=f"{settings['model']} on "

@@ -9,3 +9,7 @@
 
 Loaded on first use (``bp.diagnostics``); only the CLI imports it.
 """
+
+from backprop.diagnostics.monitor import GradientMonitor, GradientWarning
+
+__all__ = ["GradientMonitor", "GradientWarning"]
