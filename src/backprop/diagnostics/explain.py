@@ -27,7 +27,8 @@ import backprop as bp
 from backprop import nn
 from backprop.diagnostics.trace import Trace, TraceNode, finite_differences, trace
 
-__all__ = ["ACTIVATIONS", "ELEMENT_LEVEL_MAX", "build_network", "explain", "render"]
+__all__ = ["ACTIVATIONS", "ELEMENT_LEVEL_MAX", "build_network", "explain", "node_lines",
+           "render"]
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU,
                "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "silu": nn.SiLU, "elu": nn.ELU}
@@ -187,6 +188,38 @@ def _children_lines(node: TraceNode, element: bool) -> list[str]:
             f" (computed once, then reused): {parts} = {_arr(target, None if element else 6)}"]
 
 
+def node_lines(n: TraceNode, step: int, element: bool = True) -> list[str]:
+    """The chain-rule expansion of one node of the backward pass (step ``step``)."""
+    limit = None if element else 6
+    out: list[str] = []
+    if n.op == "param":
+        out.append(f"[{step}] {n.id}: the gradient is complete; backprop stores it in "
+                   f"{n.id}.grad = {_arr(n.upstream_grad, limit)}")
+        out.extend(_children_lines(n, element))
+        return out
+    out.append(f"[{step}] {_call(n)}    rule: {n.formula}")
+    out.extend(_children_lines(n, element))
+    out.append(f"    upstream ∂L/∂{n.id} = {_arr(n.upstream_grad, limit)}")
+    for k, src in enumerate(n.inputs):
+        if not isinstance(src, str) or k >= len(n.grad) or n.grad[k] is None:
+            continue
+        local = n.local_grad[k] if k < len(n.local_grad) else None
+        text = n.local_text[k] if k < len(n.local_text) else ""
+        which = f" (as input {k + 1})" if n.inputs.count(src) > 1 else ""
+        if local is not None:
+            out.append(f"    to {src}{which}: local ∂{n.id}/∂{src} = "
+                       f"{_arr(local, limit)}  ({text})")
+        else:
+            out.append(f"    to {src}{which}: {text}")
+        if element:
+            out.extend(_element_lines(n, k, src, local, np.asarray(n.grad[k]), text))
+        else:
+            g = np.asarray(n.grad[k])
+            out.append(f"      ∂L/∂{src} {tuple(g.shape)}, norm {np.linalg.norm(g):.4g}: "
+                       f"{_arr(g, limit)}")
+    return out
+
+
 def render(t: Trace, fmt: str = "text", level: str = "auto") -> str:
     """The trace for people: ``fmt`` ``"text"`` or ``"markdown"``; ``level`` ``"element"``
     (every scalar), ``"tensor"`` (shapes, norms, a few entries) or ``"auto"`` (element for at
@@ -229,33 +262,8 @@ def render(t: Trace, fmt: str = "text", level: str = "auto") -> str:
     out.append("  each input receives upstream × local derivative (a sum over the matrix "
                "dimension for MM)")
     for step, node_id in enumerate(t.backward_order, 1):
-        n = t.node(node_id)
         out.append("")
-        if n.op == "param":
-            out.append(f"[{step}] {n.id}: the gradient is complete; backprop stores it in "
-                       f"{n.id}.grad = {_arr(n.upstream_grad, limit)}")
-            out.extend(_children_lines(n, element))
-            continue
-        out.append(f"[{step}] {_call(n)}    rule: {n.formula}")
-        out.extend(_children_lines(n, element))
-        out.append(f"    upstream ∂L/∂{n.id} = {_arr(n.upstream_grad, limit)}")
-        for k, src in enumerate(n.inputs):
-            if not isinstance(src, str) or k >= len(n.grad) or n.grad[k] is None:
-                continue
-            local = n.local_grad[k] if k < len(n.local_grad) else None
-            text = n.local_text[k] if k < len(n.local_text) else ""
-            which = f" (as input {k + 1})" if n.inputs.count(src) > 1 else ""
-            if local is not None:
-                out.append(f"    to {src}{which}: local ∂{n.id}/∂{src} = "
-                           f"{_arr(local, limit)}  ({text})")
-            else:
-                out.append(f"    to {src}{which}: {text}")
-            if element:
-                out.extend(_element_lines(n, k, src, local, np.asarray(n.grad[k]), text))
-            else:
-                g = np.asarray(n.grad[k])
-                out.append(f"      ∂L/∂{src} {tuple(g.shape)}, norm {np.linalg.norm(g):.4g}: "
-                           f"{_arr(g, limit)}")
+        out.extend(node_lines(t.node(node_id), step, element))
     if md:
         out.append("```")
     eps = m.get("fd_eps", FD_EPS)
