@@ -7,6 +7,7 @@
     backprop explain       (alias demo: one forward and backward pass of a 2-2-1 XOR network,
                             node by node, checked against finite differences)
     backprop graph --out PATH   (the computational graph of one training step, drawn)
+    backprop bench gradient-cost [--out DIR]   (finite differences against backprop, timed)
 
 A run directory holds ``checkpoint.safetensors`` (everything needed to resume or to predict),
 ``config.toml`` (the settings), ``history.csv`` (one row per epoch), ``metrics.json`` (test
@@ -28,7 +29,7 @@ import warnings
 
 import numpy as np
 
-from backprop.cli import compare_rules, explain, graph
+from backprop.cli import bench, compare_rules, explain, graph
 from backprop.cli import config as cfg
 from backprop.cli.errors import RunError, UsageError, describe_os_error
 from backprop.cli.rundir import CHECKPOINT, FILES, load_run
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare_rules.add_parser(sub)
     graph.add_parser(sub)
     explain.add_parser(sub)
+    bench.add_parser(sub)
     return parser
 
 
@@ -211,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
                "compare-rules": compare_rules.cmd_compare_rules, "graph": graph.cmd_graph,
-               "explain": explain.cmd_explain, "demo": explain.cmd_explain}
+               "explain": explain.cmd_explain, "demo": explain.cmd_explain,
+               "bench": bench.cmd_bench}
     error = f"backprop {args.command}: error:"
     try:
         with _one_line_only():
