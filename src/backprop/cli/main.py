@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="record per-layer gradient norms, weight norms and update ratios "
                             "(RUN_DIR/gradients.csv, gradients.png) and warn when gradients "
                             "vanish or explode")
+    train.add_argument("--tensorboard", metavar="DIR",
+                       help="also write TensorBoard event files (losses, metrics, learning "
+                            "rate, per-layer gradient and weight histograms) to DIR; needs "
+                            "pip install 'backprop[tensorboard]'")
     train.add_argument("--config", metavar="FILE.toml",
                        help="read settings from a TOML file (keys: the flag names with "
                             "underscores); flags override it")

@@ -221,7 +221,8 @@ def cmd_train(args: argparse.Namespace, out=None) -> int:
     run = RunDirectory.claim(run_dir, create=not args.resume)
     try:
         return _train(run, settings, flags, file_values, out,
-                      monitor_gradients=getattr(args, "monitor_gradients", False))
+                      monitor_gradients=getattr(args, "monitor_gradients", False),
+                      tensorboard=getattr(args, "tensorboard", None))
     except BaseException:
         run.tidy_after_failure()
         raise
@@ -230,7 +231,7 @@ def cmd_train(args: argparse.Namespace, out=None) -> int:
 
 
 def _train(run: RunDirectory, settings: dict | None, flags: dict, file_values: dict,
-           out, monitor_gradients: bool = False) -> int:
+           out, monitor_gradients: bool = False, tensorboard: str | None = None) -> int:
     import backprop as bp
     from backprop.cli.datasets import load_splits
     from backprop.train import (
@@ -295,6 +296,12 @@ def _train(run: RunDirectory, settings: dict | None, flags: dict, file_values: d
             monitor = GradientMonitor(model, on_warning=lambda text: print(
                 f"warning: {text}", file=sys.stderr, flush=True))
             callbacks.append(monitor)
+        if tensorboard:
+            from backprop.diagnostics.tensorboard import TensorBoardLogger
+            try:
+                callbacks.append(TensorBoardLogger(tensorboard, model))
+            except ImportError as exc:
+                raise UsageError(f"--tensorboard: {exc}") from None
         trainer = Trainer(model, bp.nn.CrossEntropyLoss(), optimizer, callbacks=callbacks,
                           seed=settings["seed"], progress=False, handle_sigterm=True)
         if resume_state is not None:
