@@ -129,8 +129,9 @@ def _array(x) -> np.ndarray:
 
 def _fmt(values: np.ndarray) -> str:
     text = np.array2string(np.asarray(values, dtype=np.float64), precision=4,
-                           suppress_small=True, separator=", ", max_line_width=10_000)
-    return " ".join(text.split())
+                           suppress_small=True, separator=", ", max_line_width=64)
+    # one label line per printed line: wide arrays wrap instead of stretching the node
+    return "\n".join(" ".join(line.split()) for line in text.splitlines())
 
 
 def _quote(text: str) -> str:
