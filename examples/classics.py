@@ -50,7 +50,7 @@ def symmetry_task(bits: int = 6):
 # name: (task, sizes, epsilon (learning rate), sweep cap)
 TASKS = {
     "xor 2-2-1": (xor_task, (2, 2, 1), 0.5, 5000),
-    "encoder 8-3-8": (encoder_task, (8, 3, 8), 0.5, 5000),
+    "encoder 8-3-8": (encoder_task, (8, 3, 8), 0.1, 5000),  # ε = 0.5 saturates outputs: 0/10
     "symmetry 6-2-1": (symmetry_task, (6, 2, 1), 0.1, 10000),
 }
 
