@@ -66,8 +66,8 @@ from backprop.random import Generator, manual_seed
 from backprop.tensor import Tensor, bool_, float16, float32, float64, int32, int64
 
 _SUBPACKAGES = (
-    "accelerator", "backends", "cuda", "data", "distributed", "nn", "onnx", "optim", "rules",
-    "train", "utils",
+    "accelerator", "backends", "cuda", "data", "diagnostics", "distributed", "nn", "onnx",
+    "optim", "rules", "train", "utils", "viz",
 )
 _LAZY_FUNCTIONS = {"save": "backprop.serialization", "load": "backprop.serialization"}
 

@@ -1,7 +1,8 @@
 """``python -m backprop`` / ``backprop``: the command line (see ``backprop.cli``).
 
-``train_xor`` is ``backprop demo``: a 2-2-1 network on XOR using only the core engine (tensors,
-ops, ``backward()`` and a plain gradient-descent update), no layers or optimizers.
+``train_xor`` trains a 2-2-1 network on XOR using only the core engine (tensors, ops,
+``backward()`` and a plain gradient-descent update), no layers or optimizers: the smallest
+complete example (``backprop demo`` is now ``backprop explain``, which traces such a network).
 """
 
 from __future__ import annotations

@@ -4,7 +4,10 @@
     backprop train --resume --out RUN_DIR
     backprop evaluate RUN_DIR [--dataset NAME --data-dir PATH]
     backprop predict RUN_DIR INPUT.npy|INPUT.csv
-    backprop demo          (a 2-2-1 network on XOR with bare tensors: backprop with no layers)
+    backprop explain       (alias demo: one forward and backward pass of a 2-2-1 XOR network,
+                            node by node, checked against finite differences)
+    backprop graph --out PATH   (the computational graph of one training step, drawn)
+    backprop bench gradient-cost [--out DIR]   (finite differences against backprop, timed)
 
 A run directory holds ``checkpoint.safetensors`` (everything needed to resume or to predict),
 ``config.toml`` (the settings), ``history.csv`` (one row per epoch), ``metrics.json`` (test
@@ -26,7 +29,7 @@ import warnings
 
 import numpy as np
 
-from backprop.cli import compare_rules
+from backprop.cli import bench, compare_rules, explain, graph
 from backprop.cli import config as cfg
 from backprop.cli.errors import RunError, UsageError, describe_os_error
 from backprop.cli.rundir import CHECKPOINT, FILES, load_run
@@ -95,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
                        help="with --distributed: stop when another rank has not answered for "
                             "this long (default: 300)")
+    train.add_argument("--monitor-gradients", action="store_true",
+                       help="record per-layer gradient norms, weight norms and update ratios "
+                            "(RUN_DIR/gradients.csv, gradients.png) and warn when gradients "
+                            "vanish or explode")
+    train.add_argument("--tensorboard", metavar="DIR",
+                       help="also write TensorBoard event files (losses, metrics, learning "
+                            "rate, per-layer gradient and weight histograms) to DIR; needs "
+                            "pip install 'backprop[tensorboard]'")
     train.add_argument("--config", metavar="FILE.toml",
                        help="read settings from a TOML file (keys: the flag names with "
                             "underscores); flags override it")
@@ -116,12 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", choices=["onnx"], default="onnx", help="the file format")
     ex.add_argument("--out", metavar="PATH", help="the file to write (default: "
                     "RUN_DIR/model.onnx)")
-    demo = sub.add_parser("demo", allow_abbrev=False,
-                          help="train a 2-2-1 network on XOR with bare tensors")
-    demo.add_argument("--epochs", type=int, default=2000, help="gradient-descent steps")
-    demo.add_argument("--lr", type=float, default=0.5, help="learning rate")
-    demo.add_argument("--seed", type=int, default=0, help="random seed")
     compare_rules.add_parser(sub)
+    graph.add_parser(sub)
+    explain.add_parser(sub)
+    bench.add_parser(sub)
     return parser
 
 
@@ -244,14 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    if args.command == "demo":
-        from backprop.__main__ import train_xor
-        if args.epochs < 1 or not args.lr > 0:
-            parser.error("demo: --epochs must be >= 1 and --lr positive")
-        train_xor(args.epochs, args.lr, args.seed)
-        return 0
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-               "compare-rules": compare_rules.cmd_compare_rules, "export": cmd_export}
+               "compare-rules": compare_rules.cmd_compare_rules, "export": cmd_export,
+               "graph": graph.cmd_graph, "explain": explain.cmd_explain,
+               "demo": explain.cmd_explain, "bench": bench.cmd_bench}
     error = f"backprop {args.command}: error:"
     try:
         with _one_line_only():

@@ -10,6 +10,7 @@ and SIGTERM first checkpoint the last completed step (``Trainer`` stops between 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import signal
@@ -212,13 +213,15 @@ def cmd_train(args: argparse.Namespace, out=None) -> int:
     releases it; a directory it created and never wrote to is removed again on failure.
     With ``--distributed``, every rank of ``mpirun`` trains and rank 0 owns the directory."""
     out = out or sys.stdout
+    watch = {"monitor_gradients": getattr(args, "monitor_gradients", False),
+             "tensorboard": getattr(args, "tensorboard", None)}
     if getattr(args, "distributed", False):
         from backprop.cli.distributed import cmd_train_distributed
 
-        return cmd_train_distributed(args, out, _claim, _train)
+        return cmd_train_distributed(args, out, _claim, functools.partial(_train, **watch))
     run, settings, flags, file_values = _claim(args)
     try:
-        return _train(run, settings, flags, file_values, out)
+        return _train(run, settings, flags, file_values, out, **watch)
     except BaseException:
         run.tidy_after_failure()
         raise
@@ -250,7 +253,7 @@ def _claim(args: argparse.Namespace, claim_dir: bool = True):
 
 
 def _train(run: RunDirectory, settings: dict | None, flags: dict, file_values: dict,
-           out) -> int:
+           out, monitor_gradients: bool = False, tensorboard: str | None = None) -> int:
     import backprop as bp
     from backprop.cli.datasets import load_splits
     from backprop.train import (
@@ -321,6 +324,18 @@ def _train(run: RunDirectory, settings: dict | None, flags: dict, file_values: d
             callbacks.append(stopper)
         if settings["clip_grad_norm"]:
             callbacks.append(GradientClipping(max_norm=settings["clip_grad_norm"]))
+        monitor = None
+        if monitor_gradients and leader:  # (one rank's report: the others' gradients match)
+            from backprop.diagnostics import GradientMonitor
+            monitor = GradientMonitor(model, on_warning=lambda text: print(
+                f"warning: {text}", file=sys.stderr, flush=True))
+            callbacks.append(monitor)
+        if tensorboard and leader:
+            from backprop.diagnostics.tensorboard import TensorBoardLogger
+            try:
+                callbacks.append(TensorBoardLogger(tensorboard, model))
+            except ImportError as exc:
+                raise UsageError(f"--tensorboard: {exc}") from None
         trainer = Trainer(model, bp.nn.CrossEntropyLoss(), optimizer, callbacks=callbacks,
                           seed=settings["seed"], progress=False, handle_sigterm=True)
         if resume_state is not None:
@@ -376,6 +391,15 @@ def _train(run: RunDirectory, settings: dict | None, flags: dict, file_values: d
         if distributed:
             metrics["ranks"] = _world_size()
         atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        if monitor is not None:
+            stage = "writing gradients.csv and gradients.png"
+            monitor.to_csv(run_dir / "gradients.csv")
+            try:
+                monitor.plot(run_dir / "gradients.png", title=f"gradient flow: "
+                             f"{settings['model']} on {settings['dataset']}")
+            except ImportError:
+                print("note: gradients.png not drawn: matplotlib is not installed",
+                      file=out)
         stage = "drawing curves.png"
         try:
             history.plot(run_dir / "curves.png", title=f"{settings['model']} on "

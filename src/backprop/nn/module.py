@@ -27,13 +27,22 @@ class Parameter(Tensor):
         requires_grad: whether the optimizer should train it (default True).
     """
 
-    __slots__ = ()
+    # the qualified name in the outermost module it was registered under, for graph drawings
+    __slots__ = ("_qualname",)
 
     def __init__(self, data=None, requires_grad: bool = True) -> None:
         if data is None:
             data = np.empty(0, dtype=np.float32)
         arr = data.data if isinstance(data, Tensor) else np.asarray(data)
         super().__init__(arr, requires_grad=requires_grad)
+        self._qualname = None
+
+    @property
+    def qualified_name(self) -> str | None:
+        """The dotted name (``'0.weight'``, ``'fc1.bias'``) under which the outermost module
+        holding it registered it, or None before any module did; ``backprop.viz`` labels graph
+        leaves with it."""
+        return getattr(self, "_qualname", None)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
@@ -64,6 +73,13 @@ def _prefix_hint(unexpected: list, own) -> str | None:
                     f"{wrapper}); strip it: {{k.removeprefix({prefix!r}): v for k, v in "
                     f"state_dict.items()}}")
     return None
+
+
+def _prefix_names(name: str, module: Module) -> None:
+    """A module registered under ``name``: its parameters' qualified names now start there
+    (models are built inside out, so the last registration is the outermost module's)."""
+    for sub_name, param in module.named_parameters():
+        param._qualname = f"{name}.{sub_name}"
 
 
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -111,9 +127,11 @@ class Module:
         if isinstance(value, Parameter):
             self._forget(name)
             params[name] = value
+            value._qualname = name
         elif isinstance(value, Module):
             self._forget(name)
             modules[name] = value
+            _prefix_names(name, value)
         elif name in params:
             if value is not None:
                 raise TypeError(
@@ -161,6 +179,8 @@ class Module:
                             f"got {type(param).__name__}")
         self._forget(name)
         self._parameters[name] = param
+        if param is not None:
+            param._qualname = name
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """Register a tensor that is state but not a parameter (running statistics).
@@ -181,6 +201,8 @@ class Module:
             raise TypeError(f"add_module: {name!r} must be a Module, got {type(module).__name__}")
         self._forget(name)
         self._modules[name] = module
+        if module is not None:
+            _prefix_names(name, module)
 
     register_module = add_module
 
