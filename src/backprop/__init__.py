@@ -68,8 +68,10 @@ def __getattr__(name: str):
     # should not pay.
     if name in _SUBPACKAGES:
         return importlib.import_module(f"backprop.{name}")
+    if name in ("compile", "CompileWarning"):  # backprop.compile: a captured, replayed step
+        return getattr(importlib.import_module("backprop._compile"), name)
     raise AttributeError(f"module 'backprop' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_SUBPACKAGES))
+    return sorted(set(globals()) | set(_SUBPACKAGES) | {"compile", "CompileWarning"})
