@@ -459,7 +459,7 @@ def _build(cap: _Capture, args, kwargs, out) -> _Tape:
             end = ev_done
             while end < upto and events[end][0] is task:
                 end += 1
-            steps.append(_backward_step(events[ev_done:end], node_of, cap, task, slot_of_array,
+            steps.append(_backward_step(events[ev_done:end], node_of, cap, task,
                                         leaf_grad_ready))
             ev_done = end
 
@@ -512,8 +512,8 @@ def _bool_index(rec) -> bool:
         items = a if isinstance(a, tuple) else (a,)
         for i in items:
             d = i.data if isinstance(i, Tensor) else i
-            if isinstance(d, np.ndarray) and d.dtype == bool and rec.op in (
-                    "GetItem", "Getitem", "IndexSelect", "MaskedSelect"):
+            if isinstance(d, np.ndarray) and d.dtype == bool and rec.function.__name__ in (
+                    "GetItem", "IndexPut", "MaskedSelect", "MaskedFill"):
                 return True
     return False
 
@@ -618,16 +618,27 @@ def _update_step(rec, specs, opt):
     return run
 
 
-def _backward_step(events, node_of, cap, task, slot_of_array, leaf_grad_ready):
-    """One backward pass: each executed node's rule, then the engine's edge logic (broadcast
-    reduction, dtype cast, accumulation) and the leaves' ``.grad``, in the captured order."""
+def _backward_step(events, node_of, cap, task, leaf_grad_ready):
+    """One backward pass: each executed node's rule (or its array kernel), then the engine's
+    edge logic (broadcast reduction, dtype cast, accumulation) and the leaves' ``.grad``, in
+    the captured order. Gradients live in a list of buffers indexed at capture time."""
+    from backprop._replay_kernels import KERNELS
+
+    buf_of: dict = {}  # (node or leaf id, output_nr) -> buffer index
+
+    def buf(key) -> int:
+        k = buf_of.get(key)
+        if k is None:
+            k = buf_of[key] = len(buf_of)
+        return k
+
     plan = []
     delivered: set = set()
     for _, node, grad_outputs in events:
         if isinstance(node, AccumulateGrad):
             leaf = node.variable
             had = cap.had_grad.get((id(task), id(leaf)), leaf.grad is not None)
-            plan.append((None, leaf, had, None, None))
+            plan.append((None, buf((id(leaf), 0)), leaf, had, None, None, None))
             leaf_grad_ready.add(id(leaf))
             continue
         if node not in node_of:
@@ -637,76 +648,87 @@ def _backward_step(events, node_of, cap, task, slot_of_array, leaf_grad_ready):
         if node not in delivered:  # a root: its gradient is the seed (or gradient= given)
             seed = tuple(None if g is None else np.array(g.data, copy=True)
                          for g in grad_outputs)
+        metas = node.input_metadata
         edges = []
-        for (nxt, nr), meta in zip(node.next_functions, node.input_metadata):
+        for (nxt, nr), meta in zip(node.next_functions, metas):
             if nxt is None:
                 edges.append(None)
                 continue
-            if not isinstance(nxt, AccumulateGrad) and nxt not in node_of:
+            if isinstance(nxt, AccumulateGrad):
+                leaf = nxt.variable
+                if leaf is None:
+                    edges.append(None)
+                    continue
+                key = (id(leaf), 0)
+            elif nxt in node_of:
+                key = (nxt, nr)
+            else:
                 raise _Unsupported(f"backward reaches {nxt.name()}, a node made outside the step")
             delivered.add(nxt)
-            edges.append((nxt, nr, meta.shape, meta.dtype))
-        zeros = tuple(node.output_metadata)
-        plan.append((cls, node, ctx_index, seed, (tuple(edges), zeros, n_out)))
+            edges.append((buf(key), meta.shape, meta.dtype))
+        outs = node.output_metadata
+        dtypes = {m.dtype for m in (*metas, *outs) if m is not None}
+        kernel = KERNELS.get(cls)
+        if kernel is not None and not (len(dtypes) == 1 and dtypes.pop().kind == "f"):
+            kernel = None  # mixed dtypes: the rule knows the promotion rules
+        zeros = tuple((m.shape, m.dtype) for m in outs) if n_out > 1 else None
+        ins = tuple(buf((node, j)) for j in range(n_out))
+        plan.append((cls, ctx_index, kernel, seed, ins, zeros, tuple(edges)))
+
+    n_bufs = len(buf_of)
 
     def run(S, C):
-        buffers: dict = {}
+        B = [None] * n_bufs
         handed: set = set()
         with no_grad():
-            for cls, node, a, seed, rest in plan:
-                if cls is None:  # AccumulateGrad: node is the leaf, a says if .grad was set
-                    got = buffers.pop(node, None)
-                    if got is not None and got[0] is not None:
-                        _accumulate(node, got[0], a, handed)
+            for cls, a, kernel, seed, ins, zeros, edges in plan:
+                if cls is None:  # AccumulateGrad: a = buffer, kernel = leaf, seed = had_grad
+                    g = B[a]
+                    if g is not None:
+                        _accumulate(kernel, g, seed, handed)
                     continue
-                edges, metas, n_out = rest
                 if seed is not None:
-                    grads = [None if g is None else _wrap(g, False, None, 0) for g in seed]
+                    grads = list(seed)
                     for g in grads:
                         if g is not None:
-                            handed.add(id(g.data))
+                            handed.add(id(g))
                 else:
-                    grads = buffers.pop(node, None)
-                    if grads is None:
-                        continue
-                if n_out > 1:
+                    grads = [B[k] for k in ins]
+                if zeros is not None:
                     for j, g in enumerate(grads):
                         if g is None:
-                            grads[j] = _wrap(np.zeros(metas[j].shape, metas[j].dtype), False,
-                                             None, 0)
+                            grads[j] = np.zeros(*zeros[j])
+                elif grads[0] is None:
+                    continue
                 ctx = C[a]
                 C[a] = None
-                result = cls.backward(ctx, *grads)
-                if type(result) is not tuple:
-                    result = (result,)
+                result = None
+                if kernel is not None:
+                    result = kernel(ctx, ctx.needs_input_grad, *grads)
+                if result is None:
+                    result = cls.backward(ctx, *[None if g is None else _wrap(g, False, None, 0)
+                                                 for g in grads])
+                    if type(result) is not tuple:
+                        result = (result,)
+                    result = tuple(None if g is None else g.data if isinstance(g, Tensor)
+                                   else np.asarray(g) for g in result)
                 for e, g in zip(edges, result):
                     if e is None or g is None:
                         continue
-                    nxt, nr, shape, dtype = e
-                    if not isinstance(g, Tensor):
-                        g = _wrap(np.asarray(g), False, None, 0)
-                    gd = g.data
-                    if gd.shape != shape:
-                        gd = sum_to_array(gd, shape)
-                        g = _wrap(gd, False, None, 0)
-                    if gd.dtype is not dtype and dtype.kind in "fc":
-                        g = g.to(dtype)
-                    key = nxt.variable if isinstance(nxt, AccumulateGrad) else nxt
-                    buf = buffers.get(key)
-                    if buf is None:
-                        n = 1 if isinstance(nxt, AccumulateGrad) else node_of[nxt][2]
-                        buf = buffers[key] = [None] * n
-                    old = buf[nr]
-                    buf[nr] = g if old is None else old + g
+                    k, shape, dtype = e
+                    if g.shape != shape:
+                        g = sum_to_array(g, shape)
+                    if g.dtype is not dtype and dtype.kind in "fc":
+                        g = g.astype(dtype)
+                    old = B[k]
+                    B[k] = g if old is None else old + g
 
-    # the plan refers to leaves by their Tensor; edges to a leaf's node carry it as key
     return run
 
 
-def _accumulate(leaf: Tensor, g: Tensor, had_grad: bool, handed: set) -> None:
+def _accumulate(leaf: Tensor, arr: np.ndarray, had_grad: bool, handed: set) -> None:
     """The engine's ``.grad`` rule (first order): a fresh gradient is owned by ``.grad``; an
     existing one is added to in place. ``had_grad`` says which case the eager step was in."""
-    arr = g.data
     if id(arr) in handed or arr.base is not None or not arr.flags.writeable:
         arr = arr.copy()
     handed.add(id(arr))
