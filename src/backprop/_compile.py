@@ -119,6 +119,7 @@ class CompiledFunction:
         self.fullgraph = fullgraph
         self._entries: dict = {}
         self._modules: tuple | None = None
+        self._warned = False
         self.__wrapped__ = fn
         self.__doc__ = getattr(fn, "__doc__", None)
 
@@ -189,7 +190,9 @@ class CompiledFunction:
                        "not faster.")
             if self.fullgraph:
                 raise RuntimeError(message + " (fullgraph=True)") from None
-            warnings.warn(message, CompileWarning, stacklevel=3)
+            if not self._warned:  # once per compiled function, not once per batch shape
+                self._warned = True
+                warnings.warn(message, CompileWarning, stacklevel=3)
         return out
 
 
@@ -600,15 +603,19 @@ def _update_step(rec, specs, opt):
         i += 2 + n_state + n_extra
     rule = attrs["rule"]
     forward = ParamUpdate.forward
-    state = opt.state
+    gi = next(i for i, g in enumerate(opt.param_groups) if g is group)
     prepare = opt._prepare
 
     def run(S, C):
+        # read now: load_state_dict replaces the state dict and the group dicts
+        group = opt.param_groups[gi]
+        state = opt.state
         arrays, new_layout, hypers = [], [], []
-        for p, (k, v), extra in plan:
+        for p, _, extra in plan:
             buffers, hyper = prepare(p, state[p], group)
-            grad = S[v] if k == _SLOT else v.grad.data if k == _GRAD else v.data
-            arrays += (p.data, grad, *[b.data for b in buffers],
+            # the update reads p.grad whoever bound it (this step's backward, or a step
+            # compiled separately)
+            arrays += (p.data, p.grad.data, *[b.data for b in buffers],
                        *[S[v2] if k2 == _SLOT else v2.data for k2, v2 in extra])
             new_layout.append((len(buffers), len(extra)))
             hypers.append(hyper)

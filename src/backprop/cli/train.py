@@ -220,7 +220,8 @@ def cmd_train(args: argparse.Namespace, out=None) -> int:
         run_dir = Path(settings["out"]) if settings["out"] else _default_out(settings)
     run = RunDirectory.claim(run_dir, create=not args.resume)
     try:
-        return _train(run, settings, flags, file_values, out)
+        return _train(run, settings, flags, file_values, out,
+                      compile=not getattr(args, "no_compile", False))
     except BaseException:
         run.tidy_after_failure()
         raise
@@ -229,7 +230,7 @@ def cmd_train(args: argparse.Namespace, out=None) -> int:
 
 
 def _train(run: RunDirectory, settings: dict | None, flags: dict, file_values: dict,
-           out) -> int:
+           out, compile: bool = True) -> int:
     import backprop as bp
     from backprop.cli.datasets import load_splits
     from backprop.train import (
@@ -289,7 +290,8 @@ def _train(run: RunDirectory, settings: dict | None, flags: dict, file_values: d
         if settings["clip_grad_norm"]:
             callbacks.append(GradientClipping(max_norm=settings["clip_grad_norm"]))
         trainer = Trainer(model, bp.nn.CrossEntropyLoss(), optimizer, callbacks=callbacks,
-                          seed=settings["seed"], progress=False, handle_sigterm=True)
+                          seed=settings["seed"], progress=False, handle_sigterm=True,
+                          compile=compile)
         if resume_state is not None:
             _restore(trainer, resume_state, checkpoint_of(run_dir))
             print(f"resuming {run_dir} at epoch {trainer.epoch}, step {trainer.step}", file=out)
