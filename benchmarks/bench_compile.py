@@ -212,6 +212,7 @@ def main(argv=None) -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--busy", action="store_true", help="two CPU-bound processes beside it")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     torch = None
     if not args.no_torch:
@@ -227,11 +228,19 @@ def main(argv=None) -> None:
                 for _ in range(2)]
         time.sleep(1.0)
     try:
-        print(f"numpy {np.__version__}, torch {getattr(torch, '__version__', '-')}, "
-              f"nproc {os.cpu_count()}, busy={args.busy}, "
-              f"BACKPROP_BLAS_THREADS={os.environ.get('BACKPROP_BLAS_THREADS', 'auto')}, "
-              f"load average {os.getloadavg()[0]:.2f}")
-        for name in args.only:
+        if not args.child:
+            print(f"numpy {np.__version__}, torch {getattr(torch, '__version__', '-')}, "
+                  f"nproc {os.cpu_count()}, busy={args.busy}, "
+                  f"BACKPROP_BLAS_THREADS={os.environ.get('BACKPROP_BLAS_THREADS', 'auto')}, "
+                  f"load average {os.getloadavg()[0]:.2f}", flush=True)
+        if len(args.only) > 1:
+            # one process per workload: in one process, torch's step after another workload
+            # was measured up to 10x slower than alone (threads of both libraries left spinning)
+            flags = [f"--rounds={args.rounds}"] + (["--no-torch"] if args.no_torch else [])
+            for name in args.only:
+                subprocess.run([sys.executable, __file__, "--only", name, "--child", *flags],
+                               check=True)
+        for name in (args.only if len(args.only) == 1 else ()):
             steps, unit = WORKLOADS[name]
             scale = 1e6 if unit == "us" else 1e3
             impls, fwd = {}, {}
@@ -256,6 +265,8 @@ def main(argv=None) -> None:
                     full = times["ours eager" if k == "ours" else "torch"]
                     ratio = statistics.median(full) / statistics.median(f_times[k])
                     print(f"  (forward+backward+update) / forward, {k}: {ratio:.2f}")
+        if args.child:
+            return
         t_np, t_bp = import_times()
         print(f"\nimport numpy {t_np * 1e3:.0f} ms, import backprop {t_bp * 1e3:.0f} ms "
               f"(process start included), ratio {t_bp / t_np:.2f}")

@@ -43,6 +43,8 @@ def _init() -> None:
     except Exception:  # threadpoolctl missing, or unable to inspect this process
         libs = []
     if libs:
+        # NumPy's own BLAS (another library, e.g. torch's MKL, may be loaded too)
+        libs.sort(key=lambda c: "numpy" not in c.filepath)
         _lib = libs[0]
         _default = _lib.num_threads
     setting = os.environ.get("BACKPROP_BLAS_THREADS", "auto").strip().lower()
