@@ -124,19 +124,22 @@ def test_lenet_batchnorm_dropout_identical(rng):
     _assert_identical(build, _batches(rng, (8, 1, 28, 28), n_classes=10, n=8))
 
 
+class _LastStep(nn.Module):
+    """A recurrent layer, then a linear head on its last time step."""
+
+    def __init__(self, cell: str, n_in: int, hidden: int):
+        super().__init__()
+        self.rnn = getattr(nn, cell)(n_in, hidden)
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return self.head(out[-1])
+
+
 def test_lstm_identical(rng):
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lstm = nn.LSTM(8, 16)
-            self.head = nn.Linear(16, 1)
-
-        def forward(self, x):
-            out, _ = self.lstm(x)
-            return self.head(out[-1])
-
     def build():
-        model = Net()
+        model = _LastStep("LSTM", 8, 16)
         opt = optim.Adam(model.parameters(), lr=1e-2)
         return model, opt, _step_fn(model, opt, F.mse_loss), None
 
@@ -266,3 +269,37 @@ def test_returned_loss_is_a_new_tensor_each_call():
     losses = [step(y, y) for _ in range(4)]
     assert losses[2] is not losses[3] and losses[2].data is not losses[3].data
     assert losses[3].shape == ()
+
+
+@pytest.mark.parametrize("cell", ["GRU", "RNN"])
+def test_gru_and_rnn_identical(rng, cell):
+    def build():
+        model = _LastStep(cell, 6, 8)
+        opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        return model, opt, _step_fn(model, opt, F.mse_loss), None
+
+    _assert_identical(build, _batches(rng, (7, 3, 6), y_shape=(3, 1), n=8))
+
+
+def test_targets_from_a_closure_fall_back_instead_of_going_stale():
+    """An index array that is not an argument (here the targets, taken from a closure) would
+    be a stale constant of the tape: the step runs eagerly, with the warning."""
+    model = nn.Linear(4, 3)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    y = bp.tensor(np.array([0, 2]))
+
+    def step(x):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    compiled = bp.compile(step)
+    x = bp.randn(2, 4)
+    compiled(x)
+    with pytest.warns(bp.CompileWarning, match="computed outside the ops"):
+        compiled(x)
+    y.data[:] = [1, 1]  # eager: the new targets are used
+    expected = F.cross_entropy(model(x), y).data
+    np.testing.assert_array_equal(compiled(x).data, expected)
