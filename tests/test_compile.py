@@ -303,3 +303,23 @@ def test_targets_from_a_closure_fall_back_instead_of_going_stale():
     y.data[:] = [1, 1]  # eager: the new targets are used
     expected = F.cross_entropy(model(x), y).data
     np.testing.assert_array_equal(compiled(x).data, expected)
+
+
+def test_numpy_arguments_fall_back_instead_of_going_stale(rng):
+    model = nn.Linear(3, 1)
+    opt = optim.SGD(model.parameters(), lr=0.0)
+
+    def step(x):
+        opt.zero_grad()
+        loss = model(bp.tensor(x)).sum()  # a copy made inside the step
+        loss.backward()
+        opt.step()
+        return loss
+
+    compiled = bp.compile(step)
+    xs = [rng.standard_normal((2, 3)).astype(np.float32) for _ in range(4)]
+    compiled(xs[0])
+    with pytest.warns(bp.CompileWarning, match="NumPy array"):
+        compiled(xs[1])
+    for x in xs[2:]:
+        np.testing.assert_array_equal(compiled(x).data, model(bp.tensor(x)).sum().data)

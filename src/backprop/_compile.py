@@ -434,6 +434,11 @@ def _build(cap: _Capture, args, kwargs, out) -> _Tape:
     from backprop.optim.optimizer import ParamUpdate
 
     flat_args = list(args) + list(kwargs.values())
+    for a in flat_args:
+        if isinstance(a, np.ndarray):
+            # bp.tensor(arr) inside the step copies it: the copy would be a stale constant
+            raise _Unsupported("an argument is a NumPy array: pass Tensors "
+                               "(backprop.from_numpy(arr)) so each call's data is used")
     slot_of_tensor: dict = {}
     slot_of_array: dict = {}
     n_slots = 0
