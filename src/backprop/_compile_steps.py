@@ -9,6 +9,8 @@ value (``_VALUE``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from backprop.autograd.function import AccumulateGrad
@@ -273,19 +275,19 @@ def _accumulate(leaf: Tensor, arr: np.ndarray, had_grad: bool, handed: set) -> N
         leaf.grad._bump("AccumulateGrad")
 
 
+@dataclass
 class _Tape:
-    """The replayable step."""
+    """The replayable step: its steps, how many slots and contexts they use, what it returns,
+    the leaves whose ``.grad`` ends as None, and what must not have changed since capture."""
 
-    def __init__(self, steps, n_slots, n_inputs, n_ctx, result, leaf_end, opt_guard,
-                 leaf_guard) -> None:
-        self.steps = steps
-        self.n_slots = n_slots
-        self.n_inputs = n_inputs
-        self.n_ctx = n_ctx
-        self.result = result
-        self.leaf_end = leaf_end
-        self.opt_guard = opt_guard
-        self.leaf_guard = leaf_guard
+    steps: list
+    n_slots: int
+    n_inputs: int
+    n_ctx: int
+    result: tuple
+    leaf_end: tuple
+    opt_guard: tuple
+    leaf_guard: tuple
 
     def valid(self) -> bool:
         """Still the captured step: same parameter groups, same requires_grad flags."""
