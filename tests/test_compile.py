@@ -323,3 +323,27 @@ def test_numpy_arguments_fall_back_instead_of_going_stale(rng):
         compiled(xs[1])
     for x in xs[2:]:
         np.testing.assert_array_equal(compiled(x).data, model(bp.tensor(x)).sum().data)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_gradients_accumulate_across_calls_without_zero_grad(compiled):
+    """No zero_grad in the step: .grad sums over calls, as in eager (PyTorch semantics)."""
+    bp.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    x = bp.randn(5, 3)
+
+    def step(x):
+        loss = model(x).pow(2).mean()
+        loss.backward()
+        return loss
+
+    fn = bp.compile(step) if compiled else step
+    grads = []
+    for _ in range(5):
+        fn(x)
+        grads.append([p.grad.data.copy() for p in model.parameters()])
+    for k in range(5):  # the same batch each call: the k-th .grad is (k + 1) times the first
+        for g, g0 in zip(grads[k], grads[0]):
+            np.testing.assert_allclose(g, (k + 1) * g0, rtol=1e-5)
+    if compiled:
+        assert any(e.tape is not None for e in fn._entries.values())
