@@ -347,3 +347,26 @@ def test_gradients_accumulate_across_calls_without_zero_grad(compiled):
             np.testing.assert_allclose(g, (k + 1) * g0, rtol=1e-5)
     if compiled:
         assert any(e.tape is not None for e in fn._entries.values())
+
+
+def test_a_new_param_group_recaptures():
+    a = bp.tensor([1.0, 2.0], requires_grad=True)
+    b = bp.tensor([3.0], requires_grad=True)
+    opt = optim.SGD([a], lr=0.1)
+
+    @bp.compile
+    def step():
+        opt.zero_grad()
+        loss = (a * a).sum() + (b * b).sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    for _ in range(3):
+        step()
+    np.testing.assert_array_equal(b.data, [3.0])  # not optimized yet
+    opt.add_param_group({"params": [b], "lr": 0.5})
+    for _ in range(3):  # recaptured: eager, captured, replayed
+        step()
+    # b ← b - 0.5·2b = 0 at its first update, and stays 0
+    np.testing.assert_array_equal(b.data, [0.0])
