@@ -116,8 +116,6 @@ def _cast_saved(ctx, raw, cast):
 
 def _update_step(rec, specs, opt):
     """The optimizer's update, with its state and hyperparameters read now, not at capture."""
-    from backprop.optim.optimizer import ParamUpdate
-
     attrs = rec.attrs
     layout = attrs["layout"]
     first = rec.inputs[0]
@@ -131,7 +129,6 @@ def _update_step(rec, specs, opt):
         plan.append((p, specs[i + 1], specs[i + 2 + n_state: i + 2 + n_state + n_extra]))
         i += 2 + n_state + n_extra
     rule = attrs["rule"]
-    forward = ParamUpdate.forward
     gi = next(i for i, g in enumerate(opt.param_groups) if g is group)
     prepare = opt._prepare
 
@@ -139,17 +136,14 @@ def _update_step(rec, specs, opt):
         # read now: load_state_dict replaces the state dict and the group dicts
         group = opt.param_groups[gi]
         state = opt.state
-        arrays, new_layout, hypers = [], [], []
+        maximize = bool(group.get("maximize", False))
         for p, _, extra in plan:
             buffers, hyper = prepare(p, state[p], group)
             # the update reads p.grad whoever bound it (this step's backward, or a step
-            # compiled separately)
-            arrays += (p.data, p.grad.data, *[b.data for b in buffers],
-                       *[S[v2] if k2 == _SLOT else v2.data for k2, v2 in extra])
-            new_layout.append((len(buffers), len(extra)))
-            hypers.append(hyper)
-        forward(_ReplayCtx((), attrs), *arrays, rule=rule, layout=tuple(new_layout),
-                hypers=tuple(hypers), maximize=bool(group.get("maximize", False)))
+            # compiled separately); the same call ParamUpdate.forward makes per parameter
+            grad = p.grad.data
+            rule(p.data, -grad if maximize else grad, *[b.data for b in buffers],
+                 *[S[v2] if k2 == _SLOT else v2.data for k2, v2 in extra], **hyper)
 
     return run
 
