@@ -107,8 +107,15 @@ def __getattr__(name: str):
         return importlib.import_module(f"backprop.{name}")
     if name in _LAZY_FUNCTIONS:  # save/load: safetensors and JSON only when used
         return getattr(importlib.import_module(_LAZY_FUNCTIONS[name]), name)
+    if name in ("compile", "CompileWarning"):  # backprop.compile: a captured, replayed step
+        return getattr(importlib.import_module("backprop._compile"), name)
+    if name == "set_blas_threads":
+        from backprop._blas import set_blas_threads
+
+        return set_blas_threads
     raise AttributeError(f"module 'backprop' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_SUBPACKAGES) | set(_LAZY_FUNCTIONS))
+    return sorted(set(globals()) | set(_SUBPACKAGES) | set(_LAZY_FUNCTIONS)
+                  | {"compile", "CompileWarning", "set_blas_threads"})

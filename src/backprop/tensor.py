@@ -98,6 +98,16 @@ def _wrap(data: np.ndarray, requires_grad: bool, grad_fn, output_nr: int) -> Ten
     return t
 
 
+# backprop.compile watches values read back into Python while it captures a step (a list of
+# callbacks then, else None: one global lookup on the read-back methods, none on the hot path)
+_readback_watchers: list | None = None
+
+
+def _note_readback(what: str) -> None:
+    for watch in _readback_watchers or ():
+        watch(what)
+
+
 class _RemovableHandle:
     """Returned by ``register_hook`` and its relatives; ``remove()`` takes the hook off again."""
 
@@ -261,6 +271,8 @@ class Tensor:
                 "numpy(): this tensor requires grad, so its array would escape the graph; "
                 "call tensor.detach().numpy() instead"
             )
+        if _readback_watchers is not None:
+            _note_readback("numpy()")
         return self.data
 
     def item(self) -> float | int | bool:
@@ -270,10 +282,14 @@ class Tensor:
                 f"item(): only one-element tensors can be converted to a Python number, "
                 f"this one has shape {self.data.shape}"
             )
+        if _readback_watchers is not None:
+            _note_readback("item()")
         return self.data.item()
 
     def tolist(self):
         """The values as (nested) Python lists."""
+        if _readback_watchers is not None:
+            _note_readback("tolist()")
         return self.data.tolist()
 
     def __float__(self) -> float:
@@ -293,6 +309,8 @@ class Tensor:
                 f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
                 "use .any() or .all()"
             )
+        if _readback_watchers is not None:
+            _note_readback("bool()")
         return bool(self.data.item())
 
     def __hash__(self) -> int:
@@ -300,6 +318,8 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         # np.asarray(tensor) gives the values, as torch's __array__ does
+        if _readback_watchers is not None:
+            _note_readback("np.asarray()")
         return self.data if dtype is None else self.data.astype(dtype)
 
     def __repr__(self) -> str:

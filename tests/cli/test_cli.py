@@ -346,3 +346,19 @@ def test_runs_go_under_runs_by_default(tmp_path, capsys, monkeypatch):
     made = list((tmp_path / "runs").iterdir())
     assert len(made) == 1 and made[0].name.startswith("xor-mlp-")
     assert os.path.join("runs", made[0].name) in stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_no_compile_trains_the_same_run(model, tmp_path, capsys):
+    """Steps are compiled by default; --no-compile runs them eagerly with identical results."""
+    runs = {}
+    for flag in ([], ["--no-compile"]):
+        out = tmp_path / (flag[0] if flag else "compiled")
+        status, _, err = run(capsys, "train", "--model", model, "--epochs", "2", "--hidden",
+                             "16", "--dropout", "0.2", "--out", out, *flag)
+        assert status == 0, err
+        assert "CompileWarning" not in err
+        runs[bool(flag)] = out
+    assert history_rows(runs[True] / "history.csv") == history_rows(runs[False] / "history.csv")
+    a, b = weights(runs[True]), weights(runs[False])
+    assert all(a[k].tobytes() == b[k].tobytes() for k in a)

@@ -257,3 +257,33 @@ def test_empty_training_data_is_refused_before_any_epoch():
     with pytest.raises(ValueError, match="fit: the training data are empty"):
         trainer.fit(DataLoader(empty, batch_size=4), epochs=2)
     assert trainer.step == 0 and len(trainer.history) == 0
+
+
+def test_compiled_and_eager_training_are_identical():
+    """Trainer(compile=True), the default, replays captured steps: with dropout, BatchNorm,
+    gradient clipping (a callback between backward and update), a per-batch LR schedule and a
+    last partial batch, every weight and every history value equals the eager run's."""
+    from backprop.train import GradientClipping, LRSchedulerStep
+
+    def run(compile):
+        bp.manual_seed(0)
+        model = bp.nn.Sequential(bp.nn.Linear(4, 16), bp.nn.BatchNorm1d(16), bp.nn.ReLU(),
+                                 bp.nn.Dropout(0.2), bp.nn.Linear(16, 3))
+        opt = bp.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        sched = bp.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5)
+        trainer = Trainer(model, bp.nn.CrossEntropyLoss(), opt, seed=0, progress=False,
+                          compile=compile,
+                          callbacks=[GradientClipping(max_norm=0.5),
+                                     LRSchedulerStep(sched, interval="batch")])
+        trainer.fit(blobs(50), epochs=4, batch_size=16)  # batches 16, 16, 16, 2
+        return trainer
+
+    eager, compiled = run(False), run(True)
+    assert compiled._compiled[0]._entries, "the compiled step was never used"
+    assert any(e.tape is not None for e in compiled._compiled[0]._entries.values())
+    for (name, p), q in zip(eager.model.state_dict().items(),
+                            compiled.model.state_dict().values()):
+        assert np.asarray(p).tobytes() == np.asarray(q).tobytes(), name
+    for a, b in zip(eager.history.rows, compiled.history.rows):
+        assert {k: v for k, v in a.items() if k != "time"} == \
+            {k: v for k, v in b.items() if k != "time"}

@@ -178,6 +178,12 @@ class Context:
             meta = self._metadata = {}
         return meta
 
+    @property
+    def hooked(self) -> bool:
+        """True if a hook, a prehook or ``retain_grad`` is registered on this node or its
+        outputs (``backprop.compile`` must then run the step eagerly)."""
+        return self._hooked
+
     def register_hook(self, hook) -> _RemovableHandle:
         """Call ``hook(grad_inputs, grad_outputs)`` after this node's backward; a non-None
         return (a tuple, one entry per input) replaces the gradients passed on."""
@@ -248,6 +254,12 @@ class AccumulateGrad:
         return () if leaf is None else (TensorMeta(leaf.data.shape, leaf.data.dtype),)
 
     output_metadata = input_metadata
+
+    @property
+    def hooked(self) -> bool:
+        """True if any hook is registered on the leaf or on this node."""
+        return bool(self._tensor_hooks or self._post_acc_hooks or self._pre_hooks
+                    or self._post_hooks)
 
     def register_hook(self, hook) -> _RemovableHandle:
         """Call ``hook(grad_inputs, grad_outputs)`` after the gradient was accumulated."""

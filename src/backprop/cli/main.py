@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument(option.flag, dest=option.name, default=None,
                            type=_argparse_type(option) if not option.choices else None,
                            help=option.help + shown, **extra)
+    train.add_argument("--no-compile", action="store_true",
+                       help="run every step eagerly instead of capturing it once and "
+                            "replaying it (backprop.compile; the results are identical)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out RUN_DIR from its last checkpoint")
     train.add_argument("--distributed", action="store_true",

@@ -214,7 +214,10 @@ def cmd_train(args: argparse.Namespace, out=None) -> int:
     With ``--distributed``, every rank of ``mpirun`` trains and rank 0 owns the directory."""
     out = out or sys.stdout
     watch = {"monitor_gradients": getattr(args, "monitor_gradients", False),
-             "tensorboard": getattr(args, "tensorboard", None)}
+             "tensorboard": getattr(args, "tensorboard", None),
+             # (the monitor's hooks would make the captured step fall back to eager anyway)
+             "compile": not (getattr(args, "no_compile", False)
+                             or getattr(args, "monitor_gradients", False))}
     if getattr(args, "distributed", False):
         from backprop.cli.distributed import cmd_train_distributed
 
@@ -253,7 +256,8 @@ def _claim(args: argparse.Namespace, claim_dir: bool = True):
 
 
 def _train(run: RunDirectory, settings: dict | None, flags: dict, file_values: dict,
-           out, monitor_gradients: bool = False, tensorboard: str | None = None) -> int:
+           out, monitor_gradients: bool = False, tensorboard: str | None = None,
+           compile: bool = True) -> int:
     import backprop as bp
     from backprop.cli.datasets import load_splits
     from backprop.train import (
@@ -337,7 +341,9 @@ def _train(run: RunDirectory, settings: dict | None, flags: dict, file_values: d
             except ImportError as exc:
                 raise UsageError(f"--tensorboard: {exc}") from None
         trainer = Trainer(model, bp.nn.CrossEntropyLoss(), optimizer, callbacks=callbacks,
-                          seed=settings["seed"], progress=False, handle_sigterm=True)
+                          seed=settings["seed"], progress=False, handle_sigterm=True,
+                          # DDP's all-reduce hooks would make a captured step run eagerly
+                          compile=compile and not distributed)
         if resume_state is not None:
             _restore(trainer, resume_state, checkpoint_of(run_dir))
             print(f"resuming {run_dir} at epoch {trainer.epoch}, step {trainer.step}", file=out)

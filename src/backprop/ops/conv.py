@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from backprop._blas import gemm_threads
 from backprop.autograd.function import Function
 from backprop.ops._strided import (
     col2im,
@@ -84,6 +85,7 @@ class Conv(Function):
         ctx.save_for_backward(x, weight)
         o, _, kh, kw = weight.shape
         cols, (oh, ow) = _im2col(x, (kh, kw), stride, padding, dilation, groups)
+        gemm_threads(weight.size * cols.shape[-1])
         y = np.matmul(weight.reshape(groups, o // groups, -1), cols)  # the one GEMM
         if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
             # kept for the weight gradient (speed: one im2col per layer and step, not two);
@@ -136,6 +138,7 @@ class ConvTranspose(Function):
         # g as (G, O/G, OH·OW·N): the GEMM then yields columns in col2im's batch-last layout
         g_t = np.ascontiguousarray(g.transpose(1, 2, 3, 0)).reshape(groups, o // groups, -1)
         cols = workspace((groups, (c // groups) * kh * kw, oh * ow * n), g.dtype)
+        gemm_threads(weight.size * g_t.shape[-1])
         np.matmul(w_g.transpose(0, 2, 1), g_t, out=cols)  # (G, C'·KH·KW, OH·OW·N): one GEMM
         padded_hw, _ = _geometry(x_shape, (kh, kw), stride, padding, dilation)
         xp = col2im(cols.reshape(c, kh, kw, oh, ow, n), padded_hw, stride, dilation)
@@ -173,6 +176,7 @@ class ConvWeightGrad(Function):
         own = cols is None  # not cached by Conv.forward (e.g. a second backward)
         if own:
             cols, _ = _im2col(x, tuple(kernel), stride, padding, dilation, groups)
+        gemm_threads(g.size * cols.shape[-2])
         w = np.matmul(_to_groups(g, groups), cols.transpose(0, 2, 1))  # the one GEMM
         if own:
             release(cols)

@@ -6,6 +6,7 @@ import string
 
 import numpy as np
 
+from backprop._blas import gemm_threads
 from backprop.autograd.function import Function
 from backprop.errors import ShapeError, check_same_dtype
 from backprop.ops._util import const
@@ -26,6 +27,8 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b, transpose_a=False, transpose_b=False):
         ctx.ta, ctx.tb = transpose_a, transpose_b
+        # one BLAS thread for all but large products (see backprop._blas)
+        gemm_threads(a.size * (1 if b.ndim < 2 else b.shape[-2] if transpose_b else b.shape[-1]))
         y = np.matmul(a.swapaxes(-1, -2) if transpose_a else a,
                       b.swapaxes(-1, -2) if transpose_b else b)
         ctx.save_for_backward(a, b)

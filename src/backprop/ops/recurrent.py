@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from backprop._blas import gemm_threads
 from backprop.autograd.function import Function
 from backprop.autograd.grad_mode import _state
 from backprop.errors import ShapeError
@@ -159,6 +160,7 @@ class LSTMLayer(Function):
         xs, h_steps = (xg[::-1], hs[::-1]) if reverse else (xg, hs)
         w_t = w_hh.T
         tmp = np.empty((batch, n), dt)
+        gemm_threads(batch * w_hh.size)  # every step's product has this size
         h = h0
         for k in range(steps):
             a = acts[k]
@@ -198,6 +200,7 @@ class LSTMLayer(Function):
         dh = np.zeros((batch, n), dt) if grad_h is None else np.array(grad_h.data, dt)
         dc = np.zeros((batch, n), dt) if grad_c is None else np.array(grad_c.data, dt)
         tmp = np.empty((batch, n), dt)
+        gemm_threads(batch * w.size)
         for k in range(steps - 1, -1, -1):
             if gh_steps is not None:
                 dh += gh_steps[k]
@@ -218,6 +221,7 @@ class LSTMLayer(Function):
             h_all = hs.data
             first, rest, prev = ((steps - 1, dxg[:-1], h_all[1:]) if reverse
                                  else (0, dxg[1:], h_all[:-1]))
+            gemm_threads(rest.size * n)
             g_w = rest.reshape(-1, g4).T @ prev.reshape(-1, n)
             g_w += dxg[first].T @ h0.data
         return (const(dxg) if needs[0] else None,

@@ -56,12 +56,15 @@ class ParamUpdate(Function):
     for each parameter, ``rule(p, grad, *state, *extra, **hyper)`` on the arrays changes p and
     its ``n_state`` state arrays; ``extra`` arrays are only read. ``layout`` gives
     (n_state, n_extra) per parameter and ``hypers`` its hyperparameters; under ``maximize``
-    the rule sees -grad. No gradient: it runs under ``no_grad``."""
+    the rule sees -grad. ``optimizer`` is the Optimizer that applied it (not used here:
+    ``backprop.compile`` re-reads its state and hyperparameters on every replayed step).
+    No gradient: it runs under ``no_grad``."""
 
     inplace = True
 
     @staticmethod
-    def forward(ctx, *arrays, rule=None, layout=(), hypers=(), maximize=False):
+    def forward(ctx, *arrays, rule=None, layout=(), hypers=(), maximize=False,
+                optimizer=None):
         changed = []
         i = 0
         for (n_state, n_extra), hyper in zip(layout, hypers):
@@ -253,7 +256,7 @@ class Optimizer:
             hypers.append(hyper)
         if layout:
             ParamUpdate.apply(*flat, rule=self._rule, layout=tuple(layout), hypers=tuple(hypers),
-                              maximize=bool(group.get("maximize", False)))
+                              maximize=bool(group.get("maximize", False)), optimizer=self)
 
     def _prepare(self, p: Tensor, state: dict, group: dict) -> tuple[tuple, dict]:
         """Allocate or advance ``state`` for one step of ``p``; return the state Tensors the

@@ -68,6 +68,10 @@ class Trainer:
         handle_sigterm: also stop cleanly on SIGTERM (as on Ctrl-C, which ``fit`` always
             handles): ``fit`` raises ``TrainingInterrupted`` between two steps instead of the
             process being killed. For programs that checkpoint when a scheduler stops them.
+        compile: run each step's forward, loss and backward, and then its update, as
+            ``backprop.compile``d steps (captured once per batch shape, then replayed without
+            building a graph); the results are bit-identical to ``compile=False``. Callbacks
+            run between the two as usual; a step that cannot be captured runs eagerly.
 
     Attributes:
         history: a ``History`` of the finished epochs.
@@ -95,7 +99,8 @@ class Trainer:
 
     def __init__(self, model, loss_fn, optimizer, *, callbacks: Iterable[Callback] = (),
                  seed: int | None = None, progress: bool = True,
-                 config: dict | None = None, handle_sigterm: bool = False) -> None:
+                 config: dict | None = None, handle_sigterm: bool = False,
+                 compile: bool = True) -> None:
         callbacks = list(callbacks)
         for cb in callbacks:
             if not isinstance(cb, Callback):
@@ -120,6 +125,33 @@ class Trainer:
         self._epoch_start_state = None  # the loader's RNG state when the epoch began
         self._sums = self._zero_sums()
         self._pending: dict | None = None  # RNG state from a checkpoint, applied by fit
+        self.compile = compile
+        self._compiled = None  # (forward_backward, update) once fit has made them
+
+    def _steps(self) -> tuple:
+        """The two halves of a step, compiled or not: ``forward_backward(x, y) -> (loss,
+        out)`` and ``update()``. Between them the loss is checked (no update with a NaN) and
+        the ``on_after_backward`` callbacks run (clipping, gradient monitors)."""
+        if self._compiled is None:
+            def forward_backward(x, y):
+                out = self.model(x)
+                loss = self.loss_fn(out, y)
+                self.optimizer.zero_grad()
+                loss.backward()
+                return loss, out
+
+            def update():
+                self.optimizer.step()
+
+            if self.compile:
+                from backprop._compile import compile as _compile
+
+                forward_backward = _compile(forward_backward)
+                # a step replaced on the instance is the user's Python: it must run each time
+                if "step" not in vars(self.optimizer):
+                    update = _compile(update)
+            self._compiled = (forward_backward, update)
+        return self._compiled
 
     # --- metrics ---
     @staticmethod
@@ -269,20 +301,18 @@ class Trainer:
         pause_at = _faults.pause_steps()
         signals = self._signals
         self._buffers = [b for b in self.model.buffers() if b is not None]
+        forward_backward, update = self._steps()
         for i, batch in enumerate(loader):
             if i < skip:
                 continue
             before = self._step_snapshot()
             try:  # a signal in here abandons the step
                 x, y = _pair(batch, "fit")
-                out = self.model(x)
-                loss = self.loss_fn(out, y)
+                loss, out = forward_backward(x, y)
                 value = loss.item()
                 if not math.isfinite(value):
                     sums["elapsed"] += time.perf_counter() - t0
                     raise TrainingError(self._diverged(value, epoch, i + 1))
-                self.optimizer.zero_grad()
-                loss.backward()
                 signals.deferring = True  # from here on the step is finished, then stopped
             except TrainingInterrupted:
                 signals.deferring = True  # a second Ctrl-C must not cut the undoing short
@@ -290,7 +320,7 @@ class Trainer:
                 raise
             for cb in after_backward:
                 cb.on_after_backward(self)
-            self.optimizer.step()
+            update()
             n = len(y.data) if isinstance(y, Tensor) and y.data.ndim else 1
             sums["loss"] += value * n
             sums["count"] += n

@@ -1,0 +1,314 @@
+"""The steps of a tape replayed by ``backprop.compile`` (see ``backprop._compile``): forward
+kernels, optimizer updates and backward passes on plain arrays, with no graph.
+
+Slots hold each captured op's outputs by index; an input is found as an earlier op's output
+(``_SLOT``), a Tensor that lives across steps read now (``_LIVE``: parameters, buffers,
+optimizer state), a leaf's ``.grad`` as the replayed backward bound it (``_GRAD``) or a plain
+value (``_VALUE``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from backprop.autograd.function import AccumulateGrad
+from backprop.autograd.grad_mode import no_grad
+from backprop.ops.shape import sum_to_array
+from backprop.tensor import Tensor, _wrap
+
+
+class _Unsupported(Exception):
+    """The captured step cannot become a tape (the message is the reason)."""
+
+_SLOT, _LIVE, _GRAD, _VALUE = range(4)
+
+
+class _ReplayCtx:
+    """The ``ctx`` a replayed op's forward and backward receive: what forward saves and sets,
+    handed back to backward as constant Tensors (first order: nothing is recorded)."""
+
+    _to_save = ()
+    _dirty = ()
+
+    def __init__(self, needs: tuple, attrs: dict) -> None:
+        self.needs_input_grad = needs
+        self._attrs = attrs
+
+    def save_for_backward(self, *values) -> None:
+        self._to_save = values
+
+    def mark_dirty(self, *arrays) -> None:
+        self._dirty = arrays
+
+    def mark_non_differentiable(self, *outputs) -> None:
+        pass
+
+    @property
+    def saved_tensors(self) -> tuple:
+        return tuple([_wrap(v.data if isinstance(v, Tensor) else v, False, None, 0)
+                      if isinstance(v, (np.ndarray, Tensor)) else v for v in self._to_save])
+
+    def name(self) -> str:
+        return self._label + "Backward"
+
+
+def _attr_value(spec, S):
+    kind, v = spec
+    if kind == _SLOT:
+        return S[v]
+    if kind == _VALUE:
+        return v
+    return kind(_attr_value(x, S) for x in v)
+
+
+def _groups_sig(opt) -> tuple:
+    return tuple((id(g["params"]), len(g["params"])) for g in opt.param_groups)
+
+
+def _forward_step(cls, specs, attrs, dynamic, out_slots, dtypes, ctx_index, needs):
+    forward = cls.forward
+    label = cls.label
+    single = len(out_slots) == 1
+    out0 = out_slots[0]
+    dt0 = dtypes[0]
+
+    def run(S, C):
+        arrays = [S[v] if k == _SLOT else v.data if k == _LIVE else
+                  v.grad.data if k == _GRAD else v for k, v in specs]
+        kw = attrs
+        if dynamic:
+            kw = dict(attrs)
+            for name, spec in dynamic:
+                kw[name] = _attr_value(spec, S)
+        ctx = _ReplayCtx(needs, kw)
+        out = forward(ctx, *arrays, **kw)
+        if single:
+            if type(out) is tuple:
+                out = out[0]
+            if type(out) is not np.ndarray or out.dtype != dt0:
+                out = np.asarray(out)
+                if out.dtype != dt0:
+                    out = _cast_saved(ctx, out, out.astype(dt0))
+            S[out0] = out
+        else:
+            for j, o in enumerate(out):
+                if type(o) is not np.ndarray or o.dtype != dtypes[j]:
+                    o = np.asarray(o)
+                    if o.dtype != dtypes[j]:
+                        o = _cast_saved(ctx, o, o.astype(dtypes[j]))
+                S[out_slots[j]] = o
+        if ctx_index is not None:
+            ctx._label = label
+            C[ctx_index] = ctx
+
+    return run
+
+
+def _cast_saved(ctx, raw, cast):
+    """Function.apply casts a float64 result of float32 inputs to float32, and what forward
+    saved of that output comes back cast: do the same."""
+    if any(v is raw for v in ctx._to_save):
+        ctx._to_save = tuple(cast if v is raw else v for v in ctx._to_save)
+    return cast
+
+
+def _update_step(rec, specs, opt):
+    """The optimizer's update, with its state and hyperparameters read now, not at capture."""
+    attrs = rec.attrs
+    layout = attrs["layout"]
+    first = rec.inputs[0]
+    group = next((g for g in opt.param_groups if any(p is first for p in g["params"])), None)
+    if group is None:
+        raise _Unsupported("an optimizer update of parameters outside its param groups")
+    plan = []  # per parameter: (param, grad spec, extra specs)
+    i = 0
+    for n_state, n_extra in layout:
+        p = rec.inputs[i]
+        plan.append((p, specs[i + 1], specs[i + 2 + n_state: i + 2 + n_state + n_extra]))
+        i += 2 + n_state + n_extra
+    rule = attrs["rule"]
+    gi = next(i for i, g in enumerate(opt.param_groups) if g is group)
+    prepare = opt._prepare
+
+    def run(S, C):
+        # read now: load_state_dict replaces the state dict and the group dicts
+        group = opt.param_groups[gi]
+        state = opt.state
+        maximize = bool(group.get("maximize", False))
+        for p, _, extra in plan:
+            buffers, hyper = prepare(p, state[p], group)
+            # the update reads p.grad whoever bound it (this step's backward, or a step
+            # compiled separately); the same call ParamUpdate.forward makes per parameter
+            grad = p.grad.data
+            rule(p.data, -grad if maximize else grad, *[b.data for b in buffers],
+                 *[S[v2] if k2 == _SLOT else v2.data for k2, v2 in extra], **hyper)
+
+    return run
+
+
+def _backward_step(events, node_of, cap, task, leaf_grad_ready):
+    """One backward pass: each executed node's rule (or its array kernel), then the engine's
+    edge logic (broadcast reduction, dtype cast, accumulation) and the leaves' ``.grad``, in
+    the captured order. Gradients live in a list of buffers indexed at capture time."""
+    from backprop._replay_kernels import KERNELS
+
+    buf_of: dict = {}  # (node or leaf id, output_nr) -> buffer index
+
+    def buf(key) -> int:
+        k = buf_of.get(key)
+        if k is None:
+            k = buf_of[key] = len(buf_of)
+        return k
+
+    plan = []
+    delivered: set = set()
+    for _, node, grad_outputs in events:
+        if isinstance(node, AccumulateGrad):
+            leaf = node.variable
+            had = cap.had_grad.get((id(task), id(leaf)), leaf.grad is not None)
+            plan.append((None, buf((id(leaf), 0)), leaf, had, None, None, None))
+            leaf_grad_ready.add(id(leaf))
+            continue
+        if node not in node_of:
+            raise _Unsupported(f"backward reaches {node.name()}, a node made outside the step")
+        ctx_index, cls, n_out = node_of[node]
+        seed = None
+        if node not in delivered:  # a root: its gradient is the seed (or gradient= given)
+            seed = tuple(None if g is None else np.array(g.data, copy=True)
+                         for g in grad_outputs)
+        metas = node.input_metadata
+        edges = []
+        for (nxt, nr), meta in zip(node.next_functions, metas):
+            if nxt is None:
+                edges.append(None)
+                continue
+            if isinstance(nxt, AccumulateGrad):
+                leaf = nxt.variable
+                if leaf is None:
+                    edges.append(None)
+                    continue
+                key = (id(leaf), 0)
+            elif nxt in node_of:
+                key = (nxt, nr)
+            else:
+                raise _Unsupported(f"backward reaches {nxt.name()}, a node made outside the step")
+            delivered.add(nxt)
+            edges.append((buf(key), meta.shape, meta.dtype))
+        outs = node.output_metadata
+        dtypes = {m.dtype for m in (*metas, *outs) if m is not None}
+        kernel = KERNELS.get(cls)
+        if kernel is not None and not (len(dtypes) == 1 and dtypes.pop().kind == "f"):
+            kernel = None  # mixed dtypes: the rule knows the promotion rules
+        zeros = tuple((m.shape, m.dtype) for m in outs) if n_out > 1 else None
+        ins = tuple(buf((node, j)) for j in range(n_out))
+        plan.append((cls, ctx_index, kernel, seed, ins, zeros, tuple(edges)))
+
+    n_bufs = len(buf_of)
+
+    def run(S, C):
+        B = [None] * n_bufs
+        handed: set = set()
+        with no_grad():
+            for cls, a, kernel, seed, ins, zeros, edges in plan:
+                if cls is None:  # AccumulateGrad: a = buffer, kernel = leaf, seed = had_grad
+                    g = B[a]
+                    if g is not None:
+                        _accumulate(kernel, g, seed, handed)
+                    continue
+                if seed is not None:
+                    grads = list(seed)
+                    for g in grads:
+                        if g is not None:
+                            handed.add(id(g))
+                else:
+                    grads = [B[k] for k in ins]
+                if zeros is not None:
+                    for j, g in enumerate(grads):
+                        if g is None:
+                            grads[j] = np.zeros(*zeros[j])
+                elif grads[0] is None:
+                    continue
+                ctx = C[a]
+                C[a] = None
+                result = None
+                if kernel is not None:
+                    result = kernel(ctx, ctx.needs_input_grad, *grads)
+                if result is None:
+                    result = cls.backward(ctx, *[None if g is None else _wrap(g, False, None, 0)
+                                                 for g in grads])
+                    if type(result) is not tuple:
+                        result = (result,)
+                    result = tuple(None if g is None else g.data if isinstance(g, Tensor)
+                                   else np.asarray(g) for g in result)
+                for e, g in zip(edges, result):
+                    if e is None or g is None:
+                        continue
+                    k, shape, dtype = e
+                    if g.shape != shape:
+                        g = sum_to_array(g, shape)
+                    if g.dtype is not dtype and dtype.kind in "fc":
+                        g = g.astype(dtype)
+                    old = B[k]
+                    B[k] = g if old is None else old + g
+
+    return run
+
+
+def _accumulate(leaf: Tensor, arr: np.ndarray, had_grad: bool, handed: set) -> None:
+    """The engine's ``.grad`` rule (first order): a fresh gradient is owned by ``.grad``; an
+    existing one is added to in place. ``had_grad`` says which case the eager step was in."""
+    if id(arr) in handed or arr.base is not None or not arr.flags.writeable:
+        arr = arr.copy()
+    handed.add(id(arr))
+    if not had_grad or leaf.grad is None:
+        leaf.grad = _wrap(arr, False, None, 0)
+    else:
+        np.add(leaf.grad.data, arr, out=leaf.grad.data)
+        leaf.grad._bump("AccumulateGrad")
+
+
+@dataclass
+class _Tape:
+    """The replayable step: its steps, how many slots and contexts they use, what it returns,
+    the leaves whose ``.grad`` ends as None, and what must not have changed since capture."""
+
+    steps: list
+    n_slots: int
+    n_inputs: int
+    n_ctx: int
+    result: tuple
+    leaf_end: tuple
+    opt_guard: tuple
+    leaf_guard: tuple
+
+    def valid(self) -> bool:
+        """Still the captured step: same parameter groups, same requires_grad flags."""
+        for opt, sig in self.opt_guard:
+            if _groups_sig(opt) != sig:
+                return False
+        for t, rg in self.leaf_guard:
+            if t._requires_grad is not rg:
+                return False
+        return True
+
+    def run(self, args, kwargs):
+        S = [None] * self.n_slots
+        for i, a in enumerate((*args, *kwargs.values())):
+            S[i] = a.data if isinstance(a, Tensor) else a
+        C = [None] * self.n_ctx
+        for step in self.steps:
+            step(S, C)
+        for leaf in self.leaf_end:
+            leaf.grad = None
+        return _unpack_result(self.result, S)
+
+
+def _unpack_result(spec, S):
+    kind, v = spec
+    if kind == _SLOT:
+        return _wrap(S[v], False, None, 0)
+    if kind == _VALUE:
+        return v
+    return kind(_unpack_result(s, S) for s in v)

@@ -1,0 +1,116 @@
+"""First-order backward kernels on plain arrays, for ``backprop.compile``'s replayed tape.
+
+A replayed step runs each node's own ``backward`` rule. For the ops that dominate small steps
+(a dense layer, its activation, the loss) the rule's Tensor code costs more in Python than in
+arithmetic, so here each has the same computation on arrays: the very ``Function.forward``
+kernels the rule would apply, in the same order, on the same operands, so the results are equal
+bit for bit (the compile tests compare every gradient with eager's byte for byte). A kernel is
+used only when every input and output of the node has one floating dtype (no promotion rules to
+repeat); any other case runs the rule.
+
+``KERNELS[op class](ctx, needs, grad_out) -> tuple of gradient arrays (None where not needed)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backprop.ops import elementwise as _ew
+from backprop.ops import linalg as _linalg
+from backprop.ops import nn_ops as _nn
+from backprop.ops import reduction as _red
+from backprop.ops import shape as _shape
+from backprop.ops._util import keepdim_shape
+
+
+class _Scratch:
+    """A throwaway ctx for the forward kernels called here (what they save is not needed)."""
+
+    def save_for_backward(self, *values) -> None:
+        pass
+
+
+_SCRATCH = _Scratch()
+
+
+def _saved(ctx) -> tuple:
+    return ctx._to_save
+
+
+def _add(ctx, needs, g):
+    return g, g
+
+
+def _sub(ctx, needs, g):
+    return g, (-g if needs[1] else None)
+
+
+def _mul(ctx, needs, g):
+    a, b = _saved(ctx)
+    return (g * b if needs[0] else None), (g * a if needs[1] else None)
+
+
+def _div(ctx, needs, g):
+    a, b = _saved(ctx)
+    return (g / b if needs[0] else None), ((-g) * a / (b * b) if needs[1] else None)
+
+
+def _tanh(ctx, needs, g):
+    (y,) = _saved(ctx)
+    return (g * (1 - y * y),)  # TanhGrad.forward
+
+
+def _sigmoid(ctx, needs, g):
+    (y,) = _saved(ctx)
+    return (_ew.SigmoidGrad.forward(_SCRATCH, g, y),)
+
+
+def _relu(ctx, needs, g):
+    (y,) = _saved(ctx)
+    return (g * (y > 0),)
+
+
+def _sum(ctx, needs, g):
+    if not ctx.keepdim:
+        g = np.reshape(g, keepdim_shape(ctx.x_shape, ctx.dims))
+    return (np.broadcast_to(g, ctx.x_shape),)
+
+
+def _reshape(ctx, needs, g):
+    return (g.reshape(ctx.x_shape),)
+
+
+def _matmul(ctx, needs, g):
+    a, b = _saved(ctx)
+    if a.ndim < 2 or b.ndim < 2:
+        return None  # the 1-D cases: run the rule
+    ta, tb = ctx.ta, ctx.tb
+    fwd = _linalg.MatMul.forward
+    grad_a = grad_b = None
+    if needs[0]:
+        grad_a = (fwd(_SCRATCH, b, g, transpose_a=tb, transpose_b=True) if ta
+                  else fwd(_SCRATCH, g, b, transpose_b=not tb))
+    if needs[1]:
+        grad_b = (fwd(_SCRATCH, g, a, transpose_a=True, transpose_b=ta) if tb
+                  else fwd(_SCRATCH, a, g, transpose_a=not ta))
+    return grad_a, grad_b
+
+
+def _log_softmax(ctx, needs, g):
+    (y,) = _saved(ctx)
+    return (g - np.exp(y) * np.sum(g, axis=(ctx.dim,), keepdims=True),)
+
+
+KERNELS = {
+    _ew.Add: _add,
+    _ew.Sub: _sub,
+    _ew.Mul: _mul,
+    _ew.Div: _div,
+    _ew.Tanh: _tanh,
+    _ew.Sigmoid: _sigmoid,
+    _ew.Relu: _relu,
+    _red.Sum: _sum,
+    _linalg.MatMul: _matmul,
+    _nn.LogSoftmax: _log_softmax,
+    _shape.Reshape: _reshape,
+}

@@ -1,0 +1,52 @@
+"""backprop._blas: the BLAS thread count is a function of the product's size and the setting."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import backprop as bp
+from backprop import _blas
+
+
+@pytest.fixture
+def policy():
+    yield _blas
+    _blas.set_blas_threads("auto")
+
+
+def test_auto_runs_small_products_on_one_thread(policy):
+    policy.set_blas_threads("auto")
+    if policy.blas_threads_for(1) is None:
+        pytest.skip("no controllable BLAS (threadpoolctl cannot see NumPy's)")
+    assert policy.blas_threads_for(128 * 784 * 512) == 1
+    assert policy.blas_threads_for(policy.LARGE_MACS) == policy._default
+    policy.set_blas_threads(3)
+    assert policy.blas_threads_for(10) == policy.blas_threads_for(10**12) == 3
+    policy.set_blas_threads("default")
+    assert policy.blas_threads_for(10) is None
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "two", True])
+def test_bad_settings_are_refused(policy, bad):
+    with pytest.raises(ValueError, match="set_blas_threads"):
+        bp.set_blas_threads(bad)
+
+
+def test_bad_environment_setting_names_the_variable():
+    code = "import backprop as bp; (bp.ones(2, 2) @ bp.ones(2, 2))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={"BACKPROP_BLAS_THREADS": "many", "PATH": ""})
+    assert r.returncode != 0 and "BACKPROP_BLAS_THREADS" in r.stderr
+
+
+def test_thread_count_does_not_change_a_product(policy, rng):
+    """OpenBLAS splits the output among threads, never a sum: the bits are the same."""
+    a = bp.tensor(rng.standard_normal((300, 200)).astype(np.float32))
+    b = bp.tensor(rng.standard_normal((200, 500)).astype(np.float32))
+    policy.set_blas_threads(1)
+    one = (a @ b).data.copy()
+    policy.set_blas_threads(2)
+    two = (a @ b).data
+    assert one.tobytes() == two.tobytes()
