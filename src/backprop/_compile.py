@@ -121,9 +121,10 @@ def compile(model: Callable | None = None, *, fullgraph: bool = False, dynamic=N
 class CompiledFunction:
     """A step function with its captured tapes, one per input signature (see ``compile``)."""
 
-    def __init__(self, fn: Callable, fullgraph: bool = False) -> None:
+    def __init__(self, fn: Callable, fullgraph: bool = False, quiet: bool = False) -> None:
         self.fn = fn
         self.fullgraph = fullgraph
+        self.quiet = quiet  # fall back to eager without a CompileWarning (Trainer's "auto")
         self._entries: dict = {}
         self._modules: tuple | None = None
         self._warned = False
@@ -197,7 +198,7 @@ class CompiledFunction:
                        "not faster.")
             if self.fullgraph:
                 raise RuntimeError(message + " (fullgraph=True)") from None
-            if not self._warned:  # once per compiled function, not once per batch shape
+            if not self._warned and not self.quiet:  # once per function, not per batch shape
                 self._warned = True
                 warnings.warn(message, CompileWarning, stacklevel=3)
         return out

@@ -260,7 +260,7 @@ def test_empty_training_data_is_refused_before_any_epoch():
 
 
 def test_compiled_and_eager_training_are_identical():
-    """Trainer(compile=True), the default, replays captured steps: with dropout, BatchNorm,
+    """Trainer(compile="auto"), the default, replays captured steps: with dropout, BatchNorm,
     gradient clipping (a callback between backward and update), a per-batch LR schedule and a
     last partial batch, every weight and every history value equals the eager run's."""
     from backprop.train import GradientClipping, LRSchedulerStep
@@ -278,7 +278,7 @@ def test_compiled_and_eager_training_are_identical():
         trainer.fit(blobs(50), epochs=4, batch_size=16)  # batches 16, 16, 16, 2
         return trainer
 
-    eager, compiled = run(False), run(True)
+    eager, compiled = run(False), run("auto")
     assert compiled._compiled[0]._entries, "the compiled step was never used"
     assert any(e.tape is not None for e in compiled._compiled[0]._entries.values())
     for (name, p), q in zip(eager.model.state_dict().items(),
@@ -287,3 +287,30 @@ def test_compiled_and_eager_training_are_identical():
     for a, b in zip(eager.history.rows, compiled.history.rows):
         assert {k: v for k, v in a.items() if k != "time"} == \
             {k: v for k, v in b.items() if k != "time"}
+
+
+def test_an_uncapturable_step_warns_only_when_compile_was_asked_for(recwarn):
+    """A model whose forward reads a value back (``item()``) cannot be captured: the default
+    ("auto") trains eagerly in silence; compile=True says why in a CompileWarning."""
+    class ReadsBack(bp.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = bp.nn.Linear(4, 3)
+
+        def forward(self, x):
+            h = self.lin(x)
+            return h * 2.0 if h.sum().item() > -1e9 else h
+
+    def run(compile):
+        bp.manual_seed(0)
+        model = ReadsBack()
+        _trainer(model, compile=compile).fit(blobs(20), epochs=2, batch_size=10)
+        return model.lin.weight.detach().numpy().copy()
+
+    auto = run("auto")
+    assert not [w for w in recwarn if issubclass(w.category, bp.CompileWarning)]
+    with pytest.warns(bp.CompileWarning, match=r"item\(\)"):
+        asked = run(True)
+    np.testing.assert_array_equal(auto, asked)
+    with pytest.raises(ValueError, match="compile must be True, False or 'auto'"):
+        _trainer(ReadsBack(), compile="yes")

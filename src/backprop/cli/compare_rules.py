@@ -194,7 +194,8 @@ def train_rule(rule: str, recipe: Recipe, splits, facts: dict, seed: int, epochs
     # weight perturbation and Forward-Forward read losses back into Python inside the step:
     # no tape for them
     trainer = Trainer(model, loss_fn, optimizer, callbacks=callbacks, seed=seed,
-                      progress=False, compile=rule not in ("perturbation", "ff"))
+                      progress=False,
+                      compile="auto" if rule not in ("perturbation", "ff") else False)
     history = trainer.fit(train, val_data=test, epochs=epochs, batch_size=recipe.batch_size)
     rows = [{"rule": rule, "epoch": r["epoch"], "train_loss": r.get("loss"),
              "train_accuracy": r.get("accuracy"), "test_accuracy": r.get("val_accuracy"),

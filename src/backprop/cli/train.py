@@ -343,7 +343,7 @@ def _train(run: RunDirectory, settings: dict | None, flags: dict, file_values: d
         trainer = Trainer(model, bp.nn.CrossEntropyLoss(), optimizer, callbacks=callbacks,
                           seed=settings["seed"], progress=False, handle_sigterm=True,
                           # DDP's all-reduce hooks would make a captured step run eagerly
-                          compile=compile and not distributed)
+                          compile="auto" if compile and not distributed else False)
         if resume_state is not None:
             _restore(trainer, resume_state, checkpoint_of(run_dir))
             print(f"resuming {run_dir} at epoch {trainer.epoch}, step {trainer.step}", file=out)

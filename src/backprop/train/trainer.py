@@ -71,7 +71,9 @@ class Trainer:
         compile: run each step's forward, loss and backward, and then its update, as
             ``backprop.compile``d steps (captured once per batch shape, then replayed without
             building a graph); the results are bit-identical to ``compile=False``. Callbacks
-            run between the two as usual; a step that cannot be captured runs eagerly.
+            run between the two as usual; a step that cannot be captured runs eagerly: with
+            ``"auto"`` (the default) silently, with ``True`` with a ``CompileWarning`` naming
+            the reason (as Keras's ``jit_compile="auto"`` and ``True``).
 
     Attributes:
         history: a ``History`` of the finished epochs.
@@ -100,7 +102,9 @@ class Trainer:
     def __init__(self, model, loss_fn, optimizer, *, callbacks: Iterable[Callback] = (),
                  seed: int | None = None, progress: bool = True,
                  config: dict | None = None, handle_sigterm: bool = False,
-                 compile: bool = True) -> None:
+                 compile: bool | str = "auto") -> None:
+        if compile not in (True, False, "auto"):
+            raise ValueError(f"Trainer: compile must be True, False or 'auto', got {compile!r}")
         callbacks = list(callbacks)
         for cb in callbacks:
             if not isinstance(cb, Callback):
@@ -144,12 +148,13 @@ class Trainer:
                 self.optimizer.step()
 
             if self.compile:
-                from backprop._compile import compile as _compile
+                from backprop._compile import CompiledFunction
 
-                forward_backward = _compile(forward_backward)
+                quiet = self.compile == "auto"
+                forward_backward = CompiledFunction(forward_backward, quiet=quiet)
                 # a step replaced on the instance is the user's Python: it must run each time
                 if "step" not in vars(self.optimizer):
-                    update = _compile(update)
+                    update = CompiledFunction(update, quiet=quiet)
             self._compiled = (forward_backward, update)
         return self._compiled
 
