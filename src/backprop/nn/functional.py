@@ -75,7 +75,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"linear: input of shape {input.shape} does not fit a weight of shape "
             f"{weight.shape}: the input's last dimension must be in_features={weight.shape[-1]}"
         )
-    check_same_dtype("linear", input, weight, layer=True)
+    if input.dtype is not weight.dtype:
+        check_same_dtype("linear", input, weight, layer=True)
     if input.ndim == 1:
         out = _bp.matmul(input, weight.T)
     else:  # one op: the product with Wᵀ without materialising the transpose

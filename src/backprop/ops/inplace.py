@@ -359,20 +359,51 @@ def _repoint_saved_output(node, result: Tensor, t: Tensor) -> None:
 _NO_KWARGS: dict = {}
 
 
+def _untracked(t: Tensor, other, ufunc, name: str, alpha=1) -> Tensor | None:
+    """``t = ufunc(t, alpha · other)`` in place, inline, when nothing records it and ``t`` is
+    not a view (optimizer loops run these ops for every parameter of every step); None when
+    ``_apply`` must do it (recording, views, or an error for it to word: nothing was
+    written then)."""
+    if t._base is not None or _debug.recorders or (_state.grad_enabled and (
+            t._requires_grad or (isinstance(other, Tensor) and other._requires_grad))):
+        return None
+    o = other.data if isinstance(other, Tensor) else _operand(other)
+    x = t.data
+    try:
+        ufunc(x, o if alpha == 1 else np.multiply(o, alpha), out=x)
+    except (TypeError, ValueError):
+        return None
+    vc = t._vc
+    if vc is None:
+        vc = t._vc = [0, None]
+    vc[0] += 1
+    vc[1] = name
+    return t
+
+
 def add_(t: Tensor, other, alpha=1) -> Tensor:
     """In place: t += alpha · other."""
+    done = _untracked(t, other, np.add, "add_", alpha)
+    if done is not None:
+        return done
     return _apply(t, "add_", _add, AddInplace, (other,),
                   _NO_KWARGS if alpha == 1 else {"alpha": alpha})
 
 
 def sub_(t: Tensor, other, alpha=1) -> Tensor:
     """In place: t -= alpha · other."""
+    done = _untracked(t, other, np.subtract, "sub_", alpha)
+    if done is not None:
+        return done
     return _apply(t, "sub_", _sub, SubInplace, (other,),
                   _NO_KWARGS if alpha == 1 else {"alpha": alpha})
 
 
 def mul_(t: Tensor, other) -> Tensor:
     """In place: t *= other."""
+    done = _untracked(t, other, np.multiply, "mul_")
+    if done is not None:
+        return done
     return _apply(t, "mul_", mul, MulInplace, (other,), _NO_KWARGS)
 
 

@@ -72,7 +72,11 @@ def matmul(input, other) -> Tensor:
         >>> (bp.ones(2, 3) @ bp.ones(3)).shape
         (2,)
     """
-    if hasattr(input, "dtype") and hasattr(other, "dtype"):
+    try:
+        mixed = input.dtype is not other.dtype  # (the full check only when it can fail)
+    except AttributeError:  # a Python number or list: apply converts it
+        mixed = False
+    if mixed:
         check_same_dtype("matmul", input, other)
     try:
         return MatMul.apply(input, other)

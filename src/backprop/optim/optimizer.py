@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from backprop.autograd.function import Function
-from backprop.autograd.grad_mode import enable_grad, no_grad
+from backprop.autograd.grad_mode import _debug, enable_grad, no_grad
 from backprop.tensor import Tensor
 
 
@@ -245,6 +245,9 @@ class Optimizer:
     def _step_group(self, group: dict, extras: dict | None = None) -> None:
         """Update every parameter of ``group`` that has a gradient, with one op. ``extras``
         maps id(parameter) to a tuple of Tensors the rule reads after the state."""
+        if not (_debug.recorders or _debug.anomaly):
+            self._step_group_direct(group, extras)
+            return
         flat, layout, hypers = [], [], []
         for p in group["params"]:
             if p.grad is None:
@@ -257,6 +260,24 @@ class Optimizer:
         if layout:
             ParamUpdate.apply(*flat, rule=self._rule, layout=tuple(layout), hypers=tuple(hypers),
                               maximize=bool(group.get("maximize", False)), optimizer=self)
+
+    def _step_group_direct(self, group: dict, extras: dict | None) -> None:
+        """What ``ParamUpdate`` does, without the op's dispatch when nothing records ops (the
+        usual step): the same rule on the same arrays, and the same version bumps."""
+        rule, state = self._rule, self.state
+        maximize = bool(group.get("maximize", False))
+        label = ParamUpdate.label
+        for p in group["params"]:
+            g = p.grad
+            if g is None:
+                continue
+            buffers, hyper = self._prepare(p, state[p], group)
+            extra = extras.get(id(p), ()) if extras else ()
+            rule(p.data, -g.data if maximize else g.data, *[b.data for b in buffers],
+                 *[e.data for e in extra], **hyper)
+            p._bump(label)
+            for b in buffers:
+                b._bump(label)
 
     def _prepare(self, p: Tensor, state: dict, group: dict) -> tuple[tuple, dict]:
         """Allocate or advance ``state`` for one step of ``p``; return the state Tensors the
