@@ -129,6 +129,18 @@ class Option:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    def argparse_type(self) -> Callable:
+        """The converter as argparse's ``type=``: a bad value becomes argparse's usage error."""
+        import argparse
+
+        def convert(text: str):
+            try:
+                return self.convert(text)
+            except ValueError as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from None
+        convert.__name__ = self.name  # argparse names the type in some messages
+        return convert
+
 
 OPTIONS = (
     Option("model", _choice(MODELS), "mlp", "network to train", choices=MODELS),

@@ -35,7 +35,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         option = cfg.BY_NAME[name]
         extra = {"choices": option.choices} if option.choices else {"metavar": option.metavar}
         p.add_argument(option.flag, dest=name, default=None,
-                       type=None if option.choices else _convert(option),
+                       type=None if option.choices else option.argparse_type(),
                        help=option.help, **extra)
     p.add_argument("--batch-size", type=int, default=2, metavar="N",
                    help="samples in the batch drawn (default: 2)")
@@ -44,16 +44,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--no-values", action="store_true",
                    help="leave values and gradients out of the labels")
     return p
-
-
-def _convert(option: cfg.Option):
-    def convert(text: str):
-        try:
-            return option.convert(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    convert.__name__ = option.name
-    return convert
 
 
 def cmd_graph(args: argparse.Namespace, out=None) -> int:

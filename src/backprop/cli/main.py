@@ -40,16 +40,6 @@ __all__ = ["CHECKPOINT", "FILES", "build_parser", "cmd_train", "main"]
 
 
 # --- argument parsing ------------------------------------------------------------------------
-def _argparse_type(option: cfg.Option):
-    def convert(text: str):
-        try:
-            return option.convert(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    convert.__name__ = option.name  # argparse names the type in some messages
-    return convert
-
-
 def _recipes_text() -> str:
     """The dataset- and model-dependent defaults, for ``backprop train --help``."""
     shown = ("epochs", "batch_size", "lr", "lr_schedule", "hidden", "dropout")
@@ -88,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         shown = f" (default: {default})" if default is not None and option.name not in (
             "hidden", "epochs", "batch_size", "lr", "dropout", "lr_schedule") else ""
         train.add_argument(option.flag, dest=option.name, default=None,
-                           type=_argparse_type(option) if not option.choices else None,
+                           type=option.argparse_type() if not option.choices else None,
                            help=option.help + shown, **extra)
     train.add_argument("--no-compile", action="store_true",
                        help="run every step eagerly instead of capturing it once and "
