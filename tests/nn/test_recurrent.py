@@ -319,6 +319,31 @@ def test_lstm_double_backward_matches_torch():
                                rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.parametrize("kw", [dict(), dict(bias=False, bidirectional=True)])
+def test_gru_double_backward_matches_torch(kw):
+    """Second order through whole GRU layers (GRULayer's recorded backward), and its first
+    order (create_graph=True) equal to the NumPy path's (create_graph=False)."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    tm = torch.nn.GRU(2, 3, **kw).double()
+    m = nn.GRU(2, 3, **kw).double()
+    _load_from_torch(m, tm)
+    x = np.random.default_rng(9).standard_normal((4, 2, 2))
+    xb, xt = _leaf(x), torch.tensor(x, requires_grad=True)
+    params = list(m.parameters())
+    first = bp.autograd.grad([(m(xb)[0] ** 2).sum()], [xb, *params])
+    (gb, *gps) = bp.autograd.grad([(m(xb)[0] ** 2).sum()], [xb, *params], create_graph=True)
+    for a, b in zip(first, [gb, *gps]):
+        np.testing.assert_allclose(b.data, a.data, rtol=1e-12, atol=1e-14)
+    (gt,) = torch.autograd.grad((tm(xt)[0] ** 2).sum(), xt, create_graph=True)
+    (gb * gb).sum().backward()
+    (gt * gt).sum().backward()
+    np.testing.assert_allclose(xb.grad.data, xt.grad.numpy(), rtol=1e-9, atol=1e-11)
+    for name, p in m.named_parameters():
+        np.testing.assert_allclose(p.grad.data, getattr(tm, name).grad.numpy(), rtol=1e-9,
+                                   atol=1e-11, err_msg=name)
+
+
 # --- truncated BPTT ---
 
 

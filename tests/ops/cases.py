@@ -985,6 +985,66 @@ LSTM_LAYER = [
 CASES += LSTM_LAYER
 
 
+def _gru_step_ref(xg, h, w, b):
+    hg = h @ w.T + (0.0 if b is None else b)
+    n = h.shape[1]
+    r = _sigmoid_ref(xg[:, :n] + hg[:, :n])
+    z = _sigmoid_ref(xg[:, n : 2 * n] + hg[:, n : 2 * n])
+    cand = np.tanh(xg[:, 2 * n :] + r * hg[:, 2 * n :])
+    return (1 - z) * cand + z * h
+
+
+def _gru_step_torch(xg, h, w, b):
+    hg = h @ w.T + (0.0 if b is None else b)
+    xr, xz, xn = xg.chunk(3, 1)
+    hr, hz, hn = hg.chunk(3, 1)
+    r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
+    cand = (xn + r * hn).tanh()
+    return (1 - z) * cand + z * h
+
+
+def _gru_layer(reverse=False, outputs=(0, 1), bias=True):
+    """GRULayer on (xg, h0, w_hh[, b_hh]), keeping only ``outputs``."""
+
+    def fn(xg, h, w, *b):
+        from backprop.ops.recurrent import GRULayer
+
+        out = GRULayer.apply(xg, h, w, b[0] if bias else None, reverse=reverse)
+        return tuple(out[k] for k in outputs)
+
+    def loop(step, stack):
+        def run(xg, h, w, *b):
+            hs = [None] * xg.shape[0]
+            for t in (range(xg.shape[0] - 1, -1, -1) if reverse else range(xg.shape[0])):
+                h = step(xg[t], h, w, b[0] if bias else None)
+                hs[t] = h
+            out = (stack(hs), h)
+            return tuple(out[k] for k in outputs)
+        return run
+
+    return fn, loop(_gru_step_ref, np.stack), loop(_gru_step_torch, lambda hs: torch.stack(hs))
+
+
+def _gru_layer_case(name, shapes, **kw):
+    fn, ref, torch_fn = _gru_layer(**kw)
+    return OpCase(name, fn, shapes, ref, fwd_atol=1e-12, fwd_rtol=1e-9, torch_fn=torch_fn)
+
+
+_GRU_LAYER_SHAPES = ((3, 2, 6), (2, 2), (6, 2), (6,))  # T=3, N=2, H=2
+
+GRU_LAYER = [
+    _gru_layer_case("gru_layer", _GRU_LAYER_SHAPES),
+    _gru_layer_case("gru_layer_reverse", _GRU_LAYER_SHAPES, reverse=True),
+    _gru_layer_case("gru_layer_no_bias", _GRU_LAYER_SHAPES[:3], bias=False),
+    _gru_layer_case("gru_layer_hs_only", _GRU_LAYER_SHAPES, outputs=(0,)),
+    _gru_layer_case("gru_layer_reverse_final_state_only", _GRU_LAYER_SHAPES, reverse=True,
+                    outputs=(1,)),
+    _gru_layer_case("gru_layer_one_step_one_unit", ((1, 3, 3), (3, 1), (3, 1), (3,))),
+]
+
+CASES += GRU_LAYER
+
+
 # --- normalisation kernels: BatchNorm with batch statistics (y, mean, biased variance) ---
 
 

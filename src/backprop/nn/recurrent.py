@@ -3,9 +3,10 @@ initialisation and return values, so a PyTorch ``state_dict`` loads and gives th
 
 Backpropagation through time is plain backprop over the unrolled graph. Each layer computes
 the input projection of *all* time steps in one GEMM before its loop; the loop then runs one
-matrix product with ``W_hh`` and the gate arithmetic per step. For the LSTM the whole loop of a
-layer and direction is one op, ``ops.recurrent.LSTMLayer`` (NumPy time loop, hand-derived BPTT);
-``LSTMCell`` uses the fused step ``ops.recurrent.LSTMCellStep``.
+matrix product with ``W_hh`` and the gate arithmetic per step. For the LSTM and the GRU the
+whole loop of a layer and direction is one op, ``ops.recurrent.LSTMLayer`` and ``GRULayer``
+(NumPy time loop, hand-derived BPTT); ``LSTMCell`` uses the fused step
+``ops.recurrent.LSTMCellStep``; the plain RNN runs its ops step by step.
 
 Truncated BPTT: carry the state from one chunk of the sequence to the next, cut from the graph
 with :func:`detach_state` every k steps::
@@ -33,7 +34,7 @@ from backprop.nn.module import Module, Parameter
 from backprop.nn.utils.rnn import PackedSequence
 from backprop.ops.elementwise import relu, sigmoid, tanh
 from backprop.ops.linalg import MatMul
-from backprop.ops.recurrent import LSTMCellStep, LSTMLayer, Stack, Unbind
+from backprop.ops.recurrent import GRULayer, LSTMCellStep, LSTMLayer, Stack, Unbind
 from backprop.ops.shape import cat, reshape, stack, transpose
 from backprop.tensor import Tensor
 
@@ -273,18 +274,16 @@ class RNNBase(Module):
         if mode == "LSTM":  # the whole time loop is one op (a reverse direction runs T-1 .. 0)
             hs, h, c = LSTMLayer.apply(xg, h, c, w_hh, reverse=bool(d))
             return h, c, hs
+        if mode == "GRU":  # one op too; b_hn stays inside r·(...), so b_hh goes in apart
+            hs, h = GRULayer.apply(xg, h, w_hh, b_hh, reverse=bool(d))
+            return h, c, hs
         steps = Unbind.apply(xg)
         order = range(seq - 1, -1, -1) if d else range(seq)
         hs = [None] * seq
-        if mode == "GRU":
-            for t in order:
-                h = _gru_step(steps[t], h, w_hh, b_hh)
-                hs[t] = h
-        else:
-            act = tanh if mode == "RNN_TANH" else relu
-            for t in order:
-                h = act(steps[t] + MatMul.apply(h, w_hh, transpose_b=True))
-                hs[t] = h
+        act = tanh if mode == "RNN_TANH" else relu
+        for t in order:
+            h = act(steps[t] + MatMul.apply(h, w_hh, transpose_b=True))
+            hs[t] = h
         return h, c, Stack.apply(*hs)
 
     def extra_repr(self) -> str:
