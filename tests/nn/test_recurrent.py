@@ -319,14 +319,17 @@ def test_lstm_double_backward_matches_torch():
                                rtol=1e-9, atol=1e-11)
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(bias=False, bidirectional=True)])
-def test_gru_double_backward_matches_torch(kw):
-    """Second order through whole GRU layers (GRULayer's recorded backward), and its first
-    order (create_graph=True) equal to the NumPy path's (create_graph=False)."""
+@pytest.mark.parametrize("kind, kw", [
+    ("GRU", dict()), ("GRU", dict(bias=False, bidirectional=True)),
+    ("RNN", dict()), ("RNN", dict(bidirectional=True)),
+])
+def test_gru_and_rnn_double_backward_match_torch(kind, kw):
+    """Second order through whole GRU and RNN layers (GRULayer's and RNNLayer's recorded
+    backward), and their first order (create_graph=True) equal to the NumPy path's."""
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
-    tm = torch.nn.GRU(2, 3, **kw).double()
-    m = nn.GRU(2, 3, **kw).double()
+    tm = getattr(torch.nn, kind)(2, 3, **kw).double()
+    m = getattr(nn, kind)(2, 3, **kw).double()
     _load_from_torch(m, tm)
     x = np.random.default_rng(9).standard_normal((4, 2, 2))
     xb, xt = _leaf(x), torch.tensor(x, requires_grad=True)

@@ -1045,6 +1045,53 @@ GRU_LAYER = [
 CASES += GRU_LAYER
 
 
+def _rnn_layer(act="tanh", reverse=False, outputs=(0, 1)):
+    """RNNLayer on (xg, h0, w_hh), keeping only ``outputs``."""
+
+    def fn(xg, h, w):
+        from backprop.ops.recurrent import RNNLayer
+
+        out = RNNLayer.apply(xg, h, w, nonlinearity=act, reverse=reverse)
+        return tuple(out[k] for k in outputs)
+
+    def loop(f, stack):
+        def run(xg, h, w):
+            hs = [None] * xg.shape[0]
+            for t in (range(xg.shape[0] - 1, -1, -1) if reverse else range(xg.shape[0])):
+                h = f(xg[t] + h @ w.T)
+                hs[t] = h
+            out = (stack(hs), h)
+            return tuple(out[k] for k in outputs)
+        return run
+
+    ref_act = np.tanh if act == "tanh" else (lambda v: np.maximum(v, 0))
+    torch_act = (lambda v: v.tanh()) if act == "tanh" else (lambda v: v.relu())
+    return fn, loop(ref_act, np.stack), loop(torch_act, lambda hs: torch.stack(hs))
+
+
+def _rnn_layer_case(name, shapes, **kw):
+    fn, ref, torch_fn = _rnn_layer(**kw)
+    # relu: inputs away from the kink are not guaranteed through a recurrence, so no
+    # second-order check there (relu's second derivative is zero almost everywhere anyway)
+    return OpCase(name, fn, shapes, ref, fwd_atol=1e-12, fwd_rtol=1e-9, torch_fn=torch_fn,
+                  double_backward=kw.get("act", "tanh") == "tanh")
+
+
+_RNN_LAYER_SHAPES = ((3, 2, 3), (2, 3), (3, 3))  # T=3, N=2, H=3
+
+RNN_LAYER = [
+    _rnn_layer_case("rnn_layer_tanh", _RNN_LAYER_SHAPES),
+    _rnn_layer_case("rnn_layer_tanh_reverse", _RNN_LAYER_SHAPES, reverse=True),
+    _rnn_layer_case("rnn_layer_tanh_hs_only", _RNN_LAYER_SHAPES, outputs=(0,)),
+    _rnn_layer_case("rnn_layer_relu", _RNN_LAYER_SHAPES, act="relu"),
+    _rnn_layer_case("rnn_layer_relu_reverse_final_only", _RNN_LAYER_SHAPES, act="relu",
+                    reverse=True, outputs=(1,)),
+    _rnn_layer_case("rnn_layer_one_step_one_unit", ((1, 3, 1), (3, 1), (1, 1))),
+]
+
+CASES += RNN_LAYER
+
+
 # --- normalisation kernels: BatchNorm with batch statistics (y, mean, biased variance) ---
 
 

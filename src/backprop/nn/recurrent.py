@@ -3,10 +3,10 @@ initialisation and return values, so a PyTorch ``state_dict`` loads and gives th
 
 Backpropagation through time is plain backprop over the unrolled graph. Each layer computes
 the input projection of *all* time steps in one GEMM before its loop; the loop then runs one
-matrix product with ``W_hh`` and the gate arithmetic per step. For the LSTM and the GRU the
-whole loop of a layer and direction is one op, ``ops.recurrent.LSTMLayer`` and ``GRULayer``
-(NumPy time loop, hand-derived BPTT); ``LSTMCell`` uses the fused step
-``ops.recurrent.LSTMCellStep``; the plain RNN runs its ops step by step.
+matrix product with ``W_hh`` and the gate arithmetic per step. The whole loop of a layer and
+direction is one op, ``ops.recurrent.LSTMLayer``, ``GRULayer`` and
+``RNNLayer`` (NumPy time loop, hand-derived BPTT); ``LSTMCell`` uses the fused step
+``ops.recurrent.LSTMCellStep``.
 
 Truncated BPTT: carry the state from one chunk of the sequence to the next, cut from the graph
 with :func:`detach_state` every k steps::
@@ -34,7 +34,7 @@ from backprop.nn.module import Module, Parameter
 from backprop.nn.utils.rnn import PackedSequence
 from backprop.ops.elementwise import relu, sigmoid, tanh
 from backprop.ops.linalg import MatMul
-from backprop.ops.recurrent import GRULayer, LSTMCellStep, LSTMLayer, Stack, Unbind
+from backprop.ops.recurrent import GRULayer, LSTMCellStep, LSTMLayer, RNNLayer
 from backprop.ops.shape import cat, reshape, stack, transpose
 from backprop.tensor import Tensor
 
@@ -269,7 +269,6 @@ class RNNBase(Module):
     def _run(self, x: Tensor, h: Tensor, c, layer: int, d: int) -> tuple:
         """One direction of one layer: (T, N, H_in) -> last h, last c, outputs (T, N, H)."""
         w_hh, b_hh, xg = self._input_gates(x, layer, d)
-        seq = x.shape[0]
         mode = self.mode
         if mode == "LSTM":  # the whole time loop is one op (a reverse direction runs T-1 .. 0)
             hs, h, c = LSTMLayer.apply(xg, h, c, w_hh, reverse=bool(d))
@@ -277,14 +276,9 @@ class RNNBase(Module):
         if mode == "GRU":  # one op too; b_hn stays inside r·(...), so b_hh goes in apart
             hs, h = GRULayer.apply(xg, h, w_hh, b_hh, reverse=bool(d))
             return h, c, hs
-        steps = Unbind.apply(xg)
-        order = range(seq - 1, -1, -1) if d else range(seq)
-        hs = [None] * seq
-        act = tanh if mode == "RNN_TANH" else relu
-        for t in order:
-            h = act(steps[t] + MatMul.apply(h, w_hh, transpose_b=True))
-            hs[t] = h
-        return h, c, Stack.apply(*hs)
+        hs, h = RNNLayer.apply(xg, h, w_hh, nonlinearity="tanh" if mode == "RNN_TANH"
+                               else "relu", reverse=bool(d))
+        return h, c, hs
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
