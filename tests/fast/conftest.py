@@ -1,0 +1,25 @@
+"""Fixtures for the fast-path tests: run a test on the NumPy path and, when numba is installed,
+on the numba path too."""
+
+import pytest
+
+from backprop import _fast
+from backprop.backends import fast
+
+
+@pytest.fixture(params=["numpy", "numba"])
+def path(request):
+    """The path under test ('numpy' or 'numba'); skips 'numba' without the [fast] extra."""
+    if request.param == "numba" and not _fast.is_available():
+        pytest.skip("numba is not installed (pip install 'backprop[fast]')")
+    with fast.flags(enabled=request.param == "numba"):
+        yield request.param
+
+
+@pytest.fixture
+def needs_numba():
+    """Skip without numba; otherwise run with the fast path on."""
+    if not _fast.is_available():
+        pytest.skip("numba is not installed (pip install 'backprop[fast]')")
+    with fast.flags(enabled=True):
+        yield
