@@ -132,6 +132,15 @@ def _update_step(rec, specs, opt):
     gi = next(i for i, g in enumerate(opt.param_groups) if g is group)
     prepare = opt._prepare
 
+    params = [p for p, _, _ in plan]
+    if not any(extra for _, _, extra in plan):
+        def run(S, C):
+            # the eager step's own update (flat buffers included); it reads p.grad whoever
+            # bound it, and the group now: load_state_dict replaces the group dicts
+            opt._update(opt.param_groups[gi], params)
+
+        return run
+
     def run(S, C):
         # read now: load_state_dict replaces the state dict and the group dicts
         group = opt.param_groups[gi]

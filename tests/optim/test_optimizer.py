@@ -341,7 +341,8 @@ def test_state_dict_has_pytorchs_layout_with_integer_parameter_ids():
     assert [g["params"] for g in sd["param_groups"]] == [[0, 1], [2, 3]]
     assert sd["param_groups"][1] == {"lr": 0.05, "momentum": 0.9, "dampening": 0.0,
                                      "weight_decay": 0.0, "nesterov": False,
-                                     "maximize": False, "params": [2, 3]}
+                                     "maximize": False, "foreach": None,
+                                     "differentiable": False, "fused": None, "params": [2, 3]}
     assert sorted(sd["state"]) == [0, 1, 2, 3]
     w1, b1, w2, b2 = model.parameters()
     buf = sd["state"][1]["momentum_buffer"]  # groups [w1, w2], [b1, b2]: index 1 is w2

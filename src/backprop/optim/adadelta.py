@@ -30,10 +30,15 @@ class Adadelta(Optimizer):
     State: ``step``, ``square_avg`` (v), ``acc_delta`` (u).
     """
 
+    _elementwise_rule = True
+
     def __init__(self, params: Iterable, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
-                 weight_decay: float = 0.0, *, maximize: bool = False) -> None:
+                 weight_decay: float = 0.0, foreach: bool | None = None, *,
+                 capturable: bool = False, maximize: bool = False,
+                 differentiable: bool = False) -> None:
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
-                                      maximize=maximize))
+                                      foreach=foreach, capturable=capturable,
+                                      maximize=maximize, differentiable=differentiable))
 
     def _check_group(self, group: dict) -> None:
         for name in ("lr", "eps", "weight_decay"):

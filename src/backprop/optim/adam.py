@@ -42,12 +42,18 @@ class Adam(Optimizer):
         array([ 0.5, -1.5], dtype=float32)
     """
 
+    _elementwise_rule = True
+
     def __init__(self, params: Iterable, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False,
-                 decoupled_weight_decay: bool = False) -> None:
+                 weight_decay: float = 0.0, amsgrad: bool = False, *,
+                 foreach: bool | None = None, maximize: bool = False,
+                 capturable: bool = False, differentiable: bool = False,
+                 fused: bool | None = None, decoupled_weight_decay: bool = False) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                      amsgrad=amsgrad, maximize=maximize,
+                                      amsgrad=amsgrad, foreach=foreach, maximize=maximize,
+                                      capturable=capturable, differentiable=differentiable,
+                                      fused=fused,
                                       decoupled_weight_decay=decoupled_weight_decay))
 
     def _check_group(self, group: dict) -> None:
@@ -56,21 +62,36 @@ class Adam(Optimizer):
         self._check_betas(group["betas"])
 
     def _prepare(self, p: Tensor, state: dict, group: dict) -> tuple[tuple, dict]:
+        return self._prepare_group([p], group)[0]
+
+    def _prepare_group(self, params: list, group: dict) -> list:
+        # _prepare's result for every parameter with the hyperparameters read once; parameters
+        # at the same step share one dict (the flat update compares by identity)
         lr, eps, weight_decay = _floats(group, "lr", "eps", "weight_decay")
         beta1, beta2 = (float(b) for b in group["betas"])
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = Tensor(np.zeros_like(p.data))
-            state["exp_avg_sq"] = Tensor(np.zeros_like(p.data))
-        if group["amsgrad"] and "max_exp_avg_sq" not in state:
-            state["max_exp_avg_sq"] = Tensor(np.zeros_like(p.data))
-        state["step"] += 1
-        buffers = (state["exp_avg"], state["exp_avg_sq"])
-        if group["amsgrad"]:
-            buffers += (state["max_exp_avg_sq"],)
-        return buffers, dict(lr=lr, eps=eps, weight_decay=weight_decay, beta1=beta1,
-                             beta2=beta2, step=state["step"],
-                             decoupled=bool(group["decoupled_weight_decay"]))
+        amsgrad = bool(group["amsgrad"])
+        base = dict(lr=lr, eps=eps, weight_decay=weight_decay, beta1=beta1, beta2=beta2,
+                    decoupled=bool(group["decoupled_weight_decay"]))
+        by_step: dict = {}
+        states = self.state
+        out = []
+        for p in params:
+            state = states[p]
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = Tensor(np.zeros_like(p.data))
+                state["exp_avg_sq"] = Tensor(np.zeros_like(p.data))
+            if amsgrad and "max_exp_avg_sq" not in state:
+                state["max_exp_avg_sq"] = Tensor(np.zeros_like(p.data))
+            step = state["step"] = state["step"] + 1
+            hyper = by_step.get(step)
+            if hyper is None:
+                hyper = by_step[step] = dict(base, step=step)
+            buffers = (state["exp_avg"], state["exp_avg_sq"])
+            if amsgrad:
+                buffers += (state["max_exp_avg_sq"],)
+            out.append((buffers, hyper))
+        return out
 
     @staticmethod
     def _rule(p, grad, m, v, v_max=None, *, lr, eps, weight_decay, beta1, beta2, step,
@@ -107,6 +128,10 @@ class AdamW(Adam):
     def __init__(self, params: Iterable, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2, amsgrad: bool = False, *,
-                 maximize: bool = False) -> None:
+                 maximize: bool = False, foreach: bool | None = None,
+                 capturable: bool = False, differentiable: bool = False,
+                 fused: bool | None = None) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         foreach=foreach, capturable=capturable,
+                         differentiable=differentiable, fused=fused,
                          decoupled_weight_decay=True)

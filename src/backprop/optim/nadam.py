@@ -34,14 +34,19 @@ class NAdam(Optimizer):
     float32 it rounds Πₜ to float32 where this keeps it in double precision.
     """
 
+    _elementwise_rule = True
+
     def __init__(self, params: Iterable, lr: float = 2e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum_decay: float = 4e-3,
-                 decoupled_weight_decay: bool = False, *, maximize: bool = False) -> None:
+                 decoupled_weight_decay: bool = False, *, foreach: bool | None = None,
+                 maximize: bool = False, capturable: bool = False,
+                 differentiable: bool = False) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       momentum_decay=momentum_decay,
                                       decoupled_weight_decay=decoupled_weight_decay,
-                                      maximize=maximize))
+                                      foreach=foreach, maximize=maximize,
+                                      capturable=capturable, differentiable=differentiable))
 
     def _check_group(self, group: dict) -> None:
         for name in ("lr", "eps", "weight_decay", "momentum_decay"):

@@ -20,8 +20,10 @@ one ``ParamUpdate`` op. Conventions the subclasses share:
 from __future__ import annotations
 
 import numbers
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from operator import is_
 
 import numpy as np
 
@@ -89,6 +91,140 @@ def _copy_state_value(value, like: Tensor | None = None):
     return value
 
 
+FLAT_MAX_MEAN = 8192
+"""Groups whose parameters hold at most this many elements on average are updated over flat
+buffers: gathering the gradients is one more pass over memory, which costs less than the
+per-parameter Python it saves only while parameters are small (a size rule, not a timing)."""
+
+
+def _refs(t) -> int:
+    """How many references ``t.data`` has (always counted through this one expression, so the
+    count is comparable with ``_SOLE``)."""
+    return sys.getrefcount(t.data)
+
+
+def _count(arr) -> int:
+    return sys.getrefcount(arr)
+
+
+class _Holder:
+    __slots__ = ("data",)
+
+
+def _sole_owner_baseline() -> int:
+    h = _Holder()
+    h.data = np.empty(1)
+    return _refs(h)
+
+
+_SOLE = _sole_owner_baseline()
+
+
+def _movable(t: Tensor, free: set) -> bool:
+    """True when rebinding ``t.data`` to a copy elsewhere changes nothing anyone else can see:
+    its array owns its memory, or is a view into a flat buffer of ours (in ``free``: ids of
+    flat arrays nothing outside our records refers to), and nothing but ``t`` (and our record
+    of the view) refers to it: no view of it, no other Tensor sharing it."""
+    base = t.data.base
+    if not t.data.flags.c_contiguous:
+        return False
+    if base is None:
+        return _refs(t) <= _SOLE
+    return id(base) in free and _refs(t) <= _SOLE + 1
+
+
+class _Flat:
+    """Flat buffers of one param group: ``P`` (the parameters), ``S`` (one per state buffer
+    slot) and ``G`` (the gathered gradients), and the per-parameter views they were split into.
+    ``P`` is None when the group cannot be flattened (see ``Optimizer._flat_update``)."""
+
+    __slots__ = ("params", "views", "buffers", "bviews", "P", "S", "G", "refs")
+
+    def __init__(self) -> None:
+        self.params, self.views, self.buffers, self.bviews = (), (), (), ()
+        self.P, self.S, self.G, self.refs = None, (), None, ()
+
+    def covers(self, params: list, prepared: list) -> bool:
+        """Still these parameters and state buffers, each still bound to its view (a refused
+        group is remembered as long as its parameters are the same)."""
+        if len(params) != len(self.params) or not all(map(is_, params, self.params)):
+            return False
+        if self.P is None:
+            return True
+        if not all(map(is_, [p.data for p in params], self.views)):
+            return False
+        dtype = self.P.dtype
+        for p in params:
+            if p.grad.data.dtype != dtype:
+                return False
+        for (bufs, _), fb, fv in zip(prepared, self.buffers, self.bviews):
+            if not (len(bufs) == len(fb) and all(map(is_, bufs, fb))
+                    and all(map(is_, [b.data for b in bufs], fv))):
+                return False
+        return True
+
+    def free(self) -> set:
+        """Ids of this record's flat arrays that nothing else refers to (no view of them was
+        taken since they were built): their views may move again."""
+        if self.P is None:
+            return set()
+        now = self.counts()  # before the tuple below exists: it refers to the arrays too
+        return {id(a) for a, n, c in zip((self.P, *self.S), self.refs, now) if c <= n}
+
+    def counts(self) -> tuple:
+        """The reference counts of the flat arrays (one expression, so counts compare)."""
+        return tuple(map(_count, (self.P, *self.S)))
+
+    @classmethod
+    def build(cls, params: list, prepared: list, always: bool = False,
+              old: _Flat | None = None) -> _Flat:
+        flat = cls()
+        flat.params = tuple(params)
+        dtype = params[0].data.dtype
+        n_slots = len(prepared[0][0])
+        total = 0
+        for p, (bufs, _) in zip(params, prepared):
+            if p.data.dtype != dtype or p.grad.data.dtype != dtype or len(bufs) != n_slots:
+                return flat
+            total += p.data.size
+        if dtype.kind != "f" or (total > FLAT_MAX_MEAN * len(params) and not always):
+            return flat
+        free = old.free() if old is not None else set()
+        tensors = list(params)
+        for bufs, _ in prepared:
+            tensors.extend(bufs)
+        for t in tensors:
+            if t.data.dtype != dtype or not _movable(t, free):
+                return flat
+        del old, tensors  # drop our references before the counts below
+        flat.P, flat.views = _pack(params, dtype, total)
+        slots = [_pack([bufs[k] for bufs, _ in prepared], dtype, total)
+                 for k in range(n_slots)]
+        flat.S = tuple(s[0] for s in slots)
+        flat.buffers = tuple(tuple(bufs) for bufs, _ in prepared)
+        flat.bviews = tuple(zip(*(s[1] for s in slots))) if slots else ((),) * len(params)
+        del slots
+        flat.G = np.empty(total, dtype)
+        flat.refs = flat.counts()
+        return flat
+
+
+def _pack(tensors: list, dtype, total: int) -> tuple:
+    """Copy the tensors' values into one flat array and rebind each ``.data`` to its view."""
+    flat = np.empty(total, dtype)
+    views = []
+    offset = 0
+    for t in tensors:
+        n = t.data.size
+        part = flat[offset:offset + n]
+        part[...] = t.data.reshape(-1)
+        view = part.reshape(t.data.shape)
+        t.data = view
+        views.append(view)
+        offset += n
+    return flat, tuple(views)
+
+
 class Optimizer:
     """Base class of the optimizers: parameter groups, per-parameter state, ``state_dict``.
 
@@ -119,11 +255,14 @@ class Optimizer:
 
     # state tensors have their parameter's shape (checked on load); LBFGS keeps global state
     _per_parameter_state = True
+    # the rule is elementwise, so one call over flat buffers equals the per-parameter loop
+    _elementwise_rule = False
 
     def __init__(self, params: Iterable, defaults: dict) -> None:
         self.defaults = dict(defaults)
         self.state: defaultdict[Tensor, dict] = defaultdict(dict)
         self.param_groups: list[dict] = []
+        self._flat: dict[int, _Flat] = {}  # id(group's params list) -> flat buffers
         name = type(self).__name__
         if isinstance(params, (Tensor, set, frozenset)):
             raise TypeError(
@@ -160,6 +299,28 @@ class Optimizer:
 
     def _check_group(self, group: dict) -> None:
         """Validate a group's hyperparameters (subclasses override)."""
+
+    def _check_implementation(self, group: dict) -> None:
+        """PyTorch's implementation switches, for programs that pass them. ``foreach`` and
+        ``fused`` choose the update over flat buffers (``_flat_update``: None lets the size
+        rule decide, True always when the group allows it, ``foreach=False`` never);
+        ``differentiable`` and ``capturable`` ask for what this CPU library does not do."""
+        name = type(self).__name__
+        for key in ("foreach", "fused"):
+            value = group.get(key)
+            if value is not None and not isinstance(value, bool):
+                raise TypeError(f"{name}: {key} must be None, True or False, got {value!r}")
+        if group.get("foreach") and group.get("fused"):
+            raise RuntimeError(f"{name}: `fused` and `foreach` cannot be `True` together "
+                               "(PyTorch's rule); pass one of them")
+        if group.get("differentiable"):
+            raise ValueError(f"{name}: differentiable=True (gradients through the update "
+                             "itself) is not supported; take the update out of autograd, or "
+                             "write it as tensor operations in your training loop")
+        if group.get("capturable"):
+            raise ValueError(f"{name}: capturable=True is for CUDA graph capture and there "
+                             "is no GPU here; leave it False (backprop.compile captures CPU "
+                             "steps without it)")
 
     # --- groups ---
     def add_param_group(self, param_group: dict) -> None:
@@ -201,6 +362,7 @@ class Optimizer:
         group["params"] = params
         for key, default in self.defaults.items():
             group.setdefault(key, default)
+        self._check_implementation(group)
         self._check_group(group)
         self.param_groups.append(group)
 
@@ -264,20 +426,70 @@ class Optimizer:
     def _step_group_direct(self, group: dict, extras: dict | None) -> None:
         """What ``ParamUpdate`` does, without the op's dispatch when nothing records ops (the
         usual step): the same rule on the same arrays, and the same version bumps."""
-        rule, state = self._rule, self.state
+        params = [p for p in group["params"] if p.grad is not None]
+        if params:
+            prepared = self._update(group, params, extras)
+            label = ParamUpdate.label
+            for p, (buffers, _) in zip(params, prepared):
+                p._bump(label)
+                for b in buffers:
+                    b._bump(label)
+
+    def _update(self, group: dict, params: list, extras: dict | None = None) -> list:
+        """Prepare and apply one step of ``params`` (each has a ``.grad``) on arrays: over one
+        flat buffer when the group allows it (``_flat_update``), else parameter by parameter.
+        Returns what ``_prepare`` gave for each parameter: (state buffers, hyperparameters)."""
         maximize = bool(group.get("maximize", False))
-        label = ParamUpdate.label
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            buffers, hyper = self._prepare(p, state[p], group)
+        prepared = self._prepare_group(params, group)
+        if not extras and self._elementwise_rule and group.get("foreach") is not False \
+                and self._flat_update(group, params, prepared, maximize):
+            return prepared
+        rule = self._rule
+        for p, (buffers, hyper) in zip(params, prepared):
+            g = p.grad.data
             extra = extras.get(id(p), ()) if extras else ()
-            rule(p.data, -g.data if maximize else g.data, *[b.data for b in buffers],
+            rule(p.data, -g if maximize else g, *[b.data for b in buffers],
                  *[e.data for e in extra], **hyper)
-            p._bump(label)
-            for b in buffers:
-                b._bump(label)
+        return prepared
+
+    def _flat_update(self, group: dict, params: list, prepared: list, maximize: bool) -> bool:
+        """The rule once over flat buffers instead of once per parameter (PyTorch's foreach
+        idea, for NumPy: the cost of a small step is Python per parameter, not arithmetic).
+
+        The parameters' and state buffers' arrays become views into one flat array each (their
+        values copied once); every step gathers the gradients into a flat array and applies
+        the rule to the flat arrays, which updates each parameter through its view. Returns
+        False, leaving the per-parameter loop to do the step, when it would not pay or is not
+        safe: hyperparameters differing between parameters, mixed dtypes, large parameters
+        (gathering their gradients costs more than the loop saves), or an array that something
+        else also refers to (a view of a parameter kept elsewhere would stop seeing updates if
+        the parameter moved into the flat buffer). The same arithmetic on the same elements, so
+        the result is bit-identical to the per-parameter loop.
+        """
+        hyper = prepared[0][1]
+        for _, h in prepared:
+            if h is not hyper and h != hyper:
+                return False
+        # keyed by the params list, which load_state_dict keeps while it replaces group dicts
+        key = id(group["params"])
+        flat = self._flat.get(key)
+        if flat is None or not flat.covers(params, prepared):
+            always = bool(group.get("foreach") or group.get("fused"))
+            flat = self._flat[key] = _Flat.build(params, prepared, always, flat)
+        if flat.P is None:
+            return False
+        g = flat.G
+        np.concatenate([p.grad.data.reshape(-1) for p in params], out=g)
+        if maximize:
+            np.negative(g, out=g)
+        self._rule(flat.P, g, *flat.S, **hyper)
+        return True
+
+    def _prepare_group(self, params: list, group: dict) -> list:
+        """``_prepare`` for each parameter, in order (a subclass may do it with less Python per
+        parameter, e.g. reading the hyperparameters once)."""
+        state = self.state
+        return [self._prepare(p, state[p], group) for p in params]
 
     def _prepare(self, p: Tensor, state: dict, group: dict) -> tuple[tuple, dict]:
         """Allocate or advance ``state`` for one step of ``p``; return the state Tensors the
@@ -346,6 +558,7 @@ class Optimizer:
             new_group["params"] = group["params"]
             for key, default in self.defaults.items():
                 new_group.setdefault(key, default)
+            self._check_implementation(new_group)
             self._check_group(new_group)
             new_groups.append(new_group)
         self.state, self.param_groups = state, new_groups

@@ -41,12 +41,16 @@ class SGD(Optimizer):
         tensor([ 0.8, -1.6], requires_grad=True)
     """
 
+    _elementwise_rule = True
+
     def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
-                 *, maximize: bool = False) -> None:
+                 *, maximize: bool = False, foreach: bool | None = None,
+                 differentiable: bool = False, fused: bool | None = None) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov,
-                                      maximize=maximize))
+                                      maximize=maximize, foreach=foreach,
+                                      differentiable=differentiable, fused=fused))
 
     def _check_group(self, group: dict) -> None:
         for name in ("lr", "momentum", "weight_decay"):
@@ -56,16 +60,32 @@ class SGD(Optimizer):
                              f"momentum={group['momentum']!r}, dampening={group['dampening']!r}")
 
     def _prepare(self, p: Tensor, state: dict, group: dict) -> tuple[tuple, dict]:
+        return self._prepare_group([p], group)[0]
+
+    def _prepare_group(self, params: list, group: dict) -> list:
+        # _prepare's result for every parameter, with the hyperparameters read once and one
+        # dict shared by the parameters in the same case (the flat update compares by identity)
         lr, momentum, dampening, weight_decay = _floats(
             group, "lr", "momentum", "dampening", "weight_decay")
         hyper = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                      nesterov=bool(group["nesterov"]))
+        states = self.state
         if momentum == 0:
-            return (), hyper
-        hyper["first"] = "momentum_buffer" not in state
-        if hyper["first"]:
-            state["momentum_buffer"] = Tensor(np.zeros_like(p.data))  # the rule fills it
-        return (state["momentum_buffer"],), hyper
+            for p in params:
+                states[p]  # noqa: B018 -- a parameter that stepped has a state entry (PyTorch)
+            return [((), hyper)] * len(params)
+        later = dict(hyper, first=False)
+        first = dict(hyper, first=True)
+        out = []
+        for p in params:
+            state = states[p]
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = Tensor(np.zeros_like(p.data))
+                out.append(((buf,), first))
+            else:
+                out.append(((buf,), later))
+        return out
 
     @staticmethod
     def _rule(p, grad, buf=None, *, lr, momentum, dampening, weight_decay, nesterov,
