@@ -171,3 +171,18 @@ def test_a_view_taken_after_flattening_blocks_moving_the_buffer_again():
     train(model, opt, x, y, steps=2)
     np.testing.assert_array_equal(row.data, model.out.weight.data[1])
     assert row.data.base is model.out.weight.data.base
+
+
+def test_a_gradient_of_another_dtype_set_by_hand_takes_the_loop():
+    results = []
+    for foreach in (None, False):
+        model = make_mlp(seed=4, dtype=np.float32)
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, foreach=foreach)
+        train(model, opt, *make_data(seed=4, dtype=np.float32), steps=2)
+        for p in model.parameters():
+            p.grad = bp.tensor(np.full(p.shape, 0.1), dtype=bp.float64)
+        opt.step()
+        results.append([p.data.copy() for p in model.parameters()])
+    for a, b in zip(*results, strict=True):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(a, b)

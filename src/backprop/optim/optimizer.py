@@ -151,17 +151,10 @@ class _Flat:
             return False
         if self.P is None:
             return True
-        if not all(map(is_, [p.data for p in params], self.views)):
-            return False
-        dtype = self.P.dtype
-        for p in params:
-            if p.grad.data.dtype != dtype:
-                return False
-        for (bufs, _), fb, fv in zip(prepared, self.buffers, self.bviews):
-            if not (len(bufs) == len(fb) and all(map(is_, bufs, fb))
-                    and all(map(is_, [b.data for b in bufs], fv))):
-                return False
-        return True
+        bufs = [b for bs, _ in prepared for b in bs]
+        return (all(map(is_, [p.data for p in params], self.views))
+                and len(bufs) == len(self.buffers) and all(map(is_, bufs, self.buffers))
+                and all(map(is_, [b.data for b in bufs], self.bviews)))
 
     def free(self) -> set:
         """Ids of this record's flat arrays that nothing else refers to (no view of them was
@@ -201,8 +194,9 @@ class _Flat:
         slots = [_pack([bufs[k] for bufs, _ in prepared], dtype, total)
                  for k in range(n_slots)]
         flat.S = tuple(s[0] for s in slots)
-        flat.buffers = tuple(tuple(bufs) for bufs, _ in prepared)
-        flat.bviews = tuple(zip(*(s[1] for s in slots))) if slots else ((),) * len(params)
+        # buffers and their views in parameter order, as covers() lists them
+        flat.buffers = tuple(b for bufs, _ in prepared for b in bufs)
+        flat.bviews = tuple(v for vs in zip(*(s[1] for s in slots)) for v in vs)
         del slots
         flat.G = np.empty(total, dtype)
         flat.refs = flat.counts()
@@ -479,7 +473,10 @@ class Optimizer:
         if flat.P is None:
             return False
         g = flat.G
-        np.concatenate([p.grad.data.reshape(-1) for p in params], out=g)
+        try:  # casting="no": a gradient of another dtype (set by hand) takes the loop instead
+            np.concatenate([p.grad.data for p in params], axis=None, out=g, casting="no")
+        except TypeError:
+            return False
         if maximize:
             np.negative(g, out=g)
         self._rule(flat.P, g, *flat.S, **hyper)
