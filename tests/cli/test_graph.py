@@ -13,7 +13,7 @@ def test_graph_writes_dot_text_with_parameter_names(capsys, tmp_path):
     assert status == 0, err
     text = (tmp_path / "g.dot").read_text()
     assert text.startswith("digraph")
-    for name in ("1.weight", "1.bias", "4.weight", "NLLLossBackward", "(8, 64) float32"):
+    for name in ("1.weight", "1.bias", "4.weight", "CrossEntropyBackward", "(8, 64) float32"):
         assert name in text
     assert "wrote" in out and "loss" in out
 

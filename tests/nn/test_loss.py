@@ -473,9 +473,9 @@ def test_cross_entropy_matches_unfused_composite(shape, rng):
     fused.backward()
     plain.backward()
     np.testing.assert_allclose(fused_x.grad.data, plain_x.grad.data, rtol=1e-13, atol=1e-16)
-    # the fused graph is two nodes: LogSoftmax then NLLLoss
-    assert fused.grad_fn.name() == "NLLLossBackward"
-    assert fused.grad_fn.next_functions[0][0].name() == "LogSoftmaxBackward"
+    # the fused graph is one node, straight to the logits' accumulator
+    assert fused.grad_fn.name() == "CrossEntropyBackward"
+    assert fused.grad_fn.next_functions[0][0].name() == "AccumulateGrad"
 
 
 def test_cross_entropy_none_matches_unfused_composite_per_sample(rng):

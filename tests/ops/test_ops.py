@@ -86,6 +86,29 @@ def test_gradgradcheck(case: OpCase):
                             rtol=case.rtol)
 
 
+@pytest.mark.parametrize("case", DOUBLE_CASES, ids=_ids(DOUBLE_CASES))
+def test_recorded_first_derivative_equals_the_plain_one(case: OpCase):
+    # fused ops compute their gradient on arrays, and again from tensor ops under
+    # create_graph; gradgradcheck differentiates the second, so it must equal the first
+    arrays = case.make_inputs(_rng(case))
+    results = []
+    for create_graph in (False, True):
+        xs = _bp_inputs(arrays)
+        outs = [o for o in _as_tuple(case.fn(*xs)) if o.requires_grad]
+        leaves = [x for x in xs if x.requires_grad]
+        rng = np.random.default_rng(7)
+        gos = [bp.tensor(rng.standard_normal(o.shape)) for o in outs]
+        grads = bp.autograd.grad(outs, leaves, gos, create_graph=create_graph,
+                                 allow_unused=True)
+        results.append([None if g is None else g.data for g in grads])
+    for i, (plain, recorded) in enumerate(zip(*results)):
+        if plain is None or recorded is None:
+            assert plain is None and recorded is None, f"{case.name}: input {i}"
+            continue
+        np.testing.assert_allclose(recorded, plain, rtol=1e-10, atol=1e-12,
+                                   err_msg=f"{case.name}: input {i}")
+
+
 def _strict_backward(cls: type) -> staticmethod:
     """``cls.backward``, failing if it returns a gradient of another dtype than its input's.
 

@@ -9,7 +9,8 @@ The functions (``mse_loss``, ``l1_loss``, ``huber_loss``, ``smooth_l1_loss``, ``
 
 Only cross_entropy, nll_loss and binary_cross_entropy use primitives of their own; every other
 loss is a composite of core ops, so its gradients (of any order) follow automatically. cross_entropy
-is the fused ``LogSoftmax`` followed by the ``NLLLoss`` primitive (stable for logits of ±1e4), and
+with class indices is one ``CrossEntropy`` op (log-softmax and NLL fused: stable for logits of
+±1e4, and its backward is softmax - onehot in three in-place passes), and
 binary_cross_entropy has its own primitive (``BinaryCrossEntropy``) to keep PyTorch's finite
 gradient where the log is clamped. See ``backprop.ops.nn_ops`` for the reasons.
 
@@ -251,8 +252,9 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, *
                   label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy between softmax(input) over the class dimension and the target.
 
-    Stable for any finite logits (±1e4 included): the fused log-softmax feeds the NLLLoss
-    primitive, whose gradient is softmax(input) - onehot(target) scaled, as in PyTorch.
+    Stable for any finite logits (±1e4 included). With class indices it is one fused op
+    (``CrossEntropy``: log-softmax and NLL), whose gradient is softmax(input) - onehot(target)
+    scaled; PyTorch records the same computation as two nodes (LogSoftmax, NLLLoss).
 
     Args:
         input: unnormalised scores (logits): (C,), (N, C) or (N, C, d1, ...).
@@ -289,9 +291,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, *
         return _cross_entropy_probs(input, target, w, ignore_index, reduction, label_smoothing,
                                     cdim)
     t = _class_targets(fn, input, target, ignore_index)
-    return nn_ops.NLLLoss.apply(log_softmax(input, cdim), target=t, weight=w,
-                            ignore_index=ignore_index, reduction=reduction,
-                            label_smoothing=label_smoothing)
+    return nn_ops.CrossEntropy.apply(input, target=t, weight=w, ignore_index=ignore_index,
+                                     reduction=reduction, label_smoothing=label_smoothing)
 
 
 def _cross_entropy_probs(input, target, w, ignore_index, reduction, label_smoothing, cdim):

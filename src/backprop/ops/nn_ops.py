@@ -11,14 +11,22 @@ from backprop.ops._util import norm_dim
 from backprop.tensor import Tensor
 
 
+def _log_softmax(x: np.ndarray, dim: int) -> np.ndarray:
+    """x - logsumexp(x) along ``dim``, shifted by the max so ±1e4 stays finite (one buffer:
+    the shift, the exponentials and the result reuse it)."""
+    y = x - np.max(x, axis=dim, keepdims=True)
+    e = np.exp(y)
+    y -= np.log(np.sum(e, axis=dim, keepdims=True))
+    return y
+
+
 class LogSoftmax(Function):
     """y = x - logsumexp(x) along dim;  ∂L/∂x = g - eʸ·Σ g.  Fused for stability and speed: the
     shift by the max keeps ±1e4 logits finite, and the backward needs only the output."""
 
     @staticmethod
     def forward(ctx, x, dim=-1):
-        shifted = x - np.max(x, axis=dim, keepdims=True)
-        y = shifted - np.log(np.sum(np.exp(shifted), axis=dim, keepdims=True))
+        y = _log_softmax(x, dim)
         ctx.dim = dim
         ctx.save_for_backward(y)
         return y
@@ -102,11 +110,19 @@ class NLLLoss(Function):
 
     @staticmethod
     def backward(ctx, grad_out):
+        coef = NLLLoss.coefficients(ctx, grad_out.dtype)
+        if ctx.reduction == "none":
+            grad_out = unsqueeze(grad_out, ctx.cdim)
+        return grad_out * const(-coef)
+
+    @staticmethod
+    def coefficients(ctx, dtype) -> np.ndarray:
+        """-∂y/∂x of the forward that filled ``ctx`` (x's shape): a constant of the targets and
+        weights, so the gradient built from it stays differentiable."""
         cdim, eps = ctx.cdim, ctx.smoothing
         with np.errstate(divide="ignore", invalid="ignore"):  # D = 0: nan, as PyTorch
             scale = 1 / ctx.total if ctx.reduction == "mean" else 1
-            # -∂y/∂x: a constant of the targets and weights, so the gradient stays differentiable
-            coef = np.zeros(ctx.x_shape, grad_out.dtype)
+            coef = np.zeros(ctx.x_shape, dtype)
             at_target = ctx.w_t * ((1 - eps) * scale)
             if ctx.ignored is not None:  # 0 there, not 0·∞ when all are ignored
                 at_target = np.where(ctx.ignored, 0, at_target)
@@ -117,9 +133,47 @@ class NLLLoss(Function):
                 if ctx.ignored is not None:
                     spread = np.where(np.expand_dims(ctx.ignored, cdim), 0, spread)
                 coef += spread
+        return coef
+
+
+class CrossEntropy(Function):
+    """Cross-entropy of class-index targets from logits: ``NLLLoss(LogSoftmax(x))`` as one op.
+
+    y is NLLLoss's (weights, ignore_index, label smoothing, reductions alike) of
+    ln p = x - logsumexp(x) along the class dim (stable for ±1e4 logits). With k = -∂y/∂ln p
+    (NLLLoss's constant coefficients), ∂L/∂x = g·(p·Σ_c k - k): for plain targets and 'mean',
+    (softmax(x) - onehot(t)) / N, the classic result. Fused because the two ops' backward is six
+    tensor ops over (N, C) with a Python dispatch each, where this is three in-place passes; the
+    loss is then one node of the graph, named as what it computes. Under ``create_graph`` the
+    gradient is rebuilt from tensor ops (a recomputed log_softmax), so it is differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx, x, target=None, weight=None, ignore_index=-100, reduction="mean",
+                label_smoothing=0.0):
+        cdim = 1 if x.ndim > 1 else 0
+        logp = _log_softmax(x, cdim)
+        y = NLLLoss.forward(ctx, logp, target, weight, ignore_index, reduction, label_smoothing)
+        ctx.logp = logp
+        ctx.save_for_backward(x)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        cdim = ctx.cdim
+        coef = NLLLoss.coefficients(ctx, grad_out.dtype)
         if ctx.reduction == "none":
             grad_out = unsqueeze(grad_out, cdim)
-        return grad_out * const(-coef)
+        if _state.grad_enabled:  # create_graph: the softmax must be a function of x
+            (x,) = ctx.saved_tensors
+            g = grad_out * const(-coef)
+            return g - exp(log_softmax(x, cdim)) * sum(g, cdim, keepdim=True)
+        with np.errstate(invalid="ignore"):  # all positions ignored: nan, as NLLLoss gives
+            p = np.exp(ctx.logp)
+            p *= np.sum(coef, axis=cdim, keepdims=True)
+            p -= coef
+            p *= grad_out.data
+        return const(p)
 
 
 def _class_shape(weight: np.ndarray, ndim: int, cdim: int) -> np.ndarray:
