@@ -4,8 +4,9 @@ The same ``nn`` + ``optim.SGD(momentum=0.9)`` training step, written the same wa
 libraries: zero_grad, forward, loss, backward, step. Workloads: tiny MLP 2-16-16-1 tanh (batch
 1, MSE), MLP 784-512-256-10 ReLU (batch 128, cross-entropy), LeNet-5 (batch 64, cross-entropy),
 LSTM 32->128 (sequence 64, batch 32, MSE on the last output). Implementations: ours eager, ours
-compiled (``backprop.compile``), torch eager (``torch.set_num_threads(2)``), and for tiny and
-mlp a hand-written NumPy step (the floor). Rounds are interleaved (the order reverses every
+compiled (``backprop.compile``), both again without the numba kernels when the ``[fast]`` extra
+is installed ("no-fast"), torch eager (``torch.set_num_threads(2)``), and for tiny and mlp a
+hand-written NumPy step (the floor). Rounds are interleaved (the order reverses every
 round); the report gives each median and the median of the per-round paired ratios
 torch / ours (> 1: we are faster).
 
@@ -31,6 +32,7 @@ import numpy as np
 
 import backprop as bp
 from backprop import optim
+from backprop.backends import fast
 from backprop.nn import functional as F
 
 WORKLOADS = {  # name: (steps per block, unit)
@@ -178,6 +180,20 @@ def floor(name: str):
     return step
 
 
+def _without_fast(step):
+    def run():
+        fast.set_enabled(False)
+        return step()
+    return run
+
+
+def _with_fast(step):
+    def run():
+        fast.set_enabled(True)
+        return step()
+    return run
+
+
 def interleaved(impls: dict, rounds: int, steps: int) -> dict:
     for f in impls.values():
         for _ in range(3):
@@ -232,6 +248,7 @@ def main(argv=None) -> None:
             print(f"numpy {np.__version__}, torch {getattr(torch, '__version__', '-')}, "
                   f"nproc {os.cpu_count()}, busy={args.busy}, "
                   f"BACKPROP_BLAS_THREADS={os.environ.get('BACKPROP_BLAS_THREADS', 'auto')}, "
+                  f"numba (the [fast] extra) {'yes' if fast.is_available() else 'no'}, "
                   f"load average {os.getloadavg()[0]:.2f}", flush=True)
         if len(args.only) > 1:
             # one process per workload: in one process, torch's step after another workload
@@ -246,6 +263,11 @@ def main(argv=None) -> None:
             impls, fwd = {}, {}
             impls["ours eager"], fwd["ours"] = ours(name, compiled=False)
             impls["ours compiled"], _ = ours(name, compiled=True)
+            if fast.is_available():  # the same two without the numba kernels of [fast]
+                impls["eager no-fast"] = _without_fast(ours(name, compiled=False)[0])
+                impls["compiled no-fast"] = _without_fast(ours(name, compiled=True)[0])
+                for k in ("ours eager", "ours compiled"):
+                    impls[k] = _with_fast(impls[k])
             if torch is not None:
                 impls["torch"], fwd["torch"] = theirs(torch, name)
             f = floor(name)
@@ -254,7 +276,7 @@ def main(argv=None) -> None:
             times = interleaved(impls, args.rounds, steps)
             print(f"\n== {name} ({unit}/step, median of {args.rounds} interleaved rounds) ==")
             for k, v in times.items():
-                line = f"  {k:14s} {statistics.median(v) * scale:9.1f}"
+                line = f"  {k:16s} {statistics.median(v) * scale:9.1f}"
                 if "torch" in times and k != "torch":
                     paired = statistics.median(t / o for t, o in zip(times["torch"], v))
                     line += f"   torch/this {paired:5.2f}x (paired)"
