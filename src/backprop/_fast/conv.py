@@ -7,8 +7,10 @@ Feature maps are passed as *planes*: a C-contiguous (P, H, W) array holding the 
 either order, with ``n_stride``/``c_stride`` saying which (plane of sample n, channel c is
 ``n·n_stride + c·c_stride``). Both NCHW memory and the channel-major (C, N, H, W) memory that
 the convolution's GEMM yields are then one compiled kernel with unit-stride inner loops.
-Every kernel is parallel over planes, so threads never write to the same element and sums run
-in the same order as the NumPy path's.
+Every kernel is parallel over blocks of planes, so threads never write to the same element, and
+each sum runs in the NumPy path's order (col2im's results are bit-identical; an overlapping
+max-pool scatter sums in the array's dtype where NumPy's bincount sums in float64, so float32
+gradients there differ by rounding).
 
 Geometry arguments: ``stride`` (sh, sw), ``dilation`` (dh, dw), and the top/left padding
 (bottom/right padding is implied by the output size).
