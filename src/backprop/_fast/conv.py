@@ -1,0 +1,303 @@
+"""numba kernels of convolution and pooling: the im2col gather, its adjoint (col2im), and max
+pooling with its index scatter. Each replaces NumPy code in ``ops/conv.py`` that is memory-bound
+(strided copies, KH·KW passes, fancy indexing) and agrees with it to float rounding; the GEMMs
+stay in NumPy's BLAS.
+
+Feature maps are passed as *planes*: a C-contiguous (P, H, W) array holding the (N, C) planes in
+either order, with ``n_stride``/``c_stride`` saying which (plane of sample n, channel c is
+``n·n_stride + c·c_stride``). Both NCHW memory and the channel-major (C, N, H, W) memory that
+the convolution's GEMM yields are then one compiled kernel with unit-stride inner loops.
+Every kernel is parallel over blocks of planes, so threads never write to the same element, and
+each sum runs in the NumPy path's order (col2im's results are bit-identical; an overlapping
+max-pool scatter sums in the array's dtype where NumPy's bincount sums in float64, so float32
+gradients there differ by rounding).
+
+Geometry arguments: ``stride`` (sh, sw), ``dilation`` (dh, dw), and the top/left padding
+(bottom/right padding is implied by the output size).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import get_num_threads, uint64
+
+from backprop._fast._jit import jit, parallel_jit, prange, threads_for
+
+__all__ = ["col2im", "im2col", "max_pool", "pool_scatter"]
+
+
+# --- the kernels (compiled per dtype: float32 and float64) ---
+# Index arithmetic: numba wraps negative indices, a per-access select that keeps LLVM from
+# vectorising the copies (2x slower); indices cast to uint64 once known non-negative skip it.
+
+
+@jit
+def _cols_range(col0, sw, ow, w):
+    """The output columns j whose input column j·sw + col0 lies in [0, w)."""
+    j_lo = 0 if col0 >= 0 else min(ow, (sw - 1 - col0) // sw)
+    j_hi = 0 if w - 1 - col0 < 0 else min(ow, (w - 1 - col0) // sw + 1)
+    return j_lo, max(j_lo, j_hi)
+
+
+@jit
+def _im2col_planes(x, n_stride, c_stride, cols, sh, sw, dh, dw, top, left, t0, t1):
+    c_n, kh, kw, n_n, oh, ow = cols.shape
+    h, w = x.shape[1], x.shape[2]
+    zero = x.dtype.type(0)
+    for t in range(t0, t1):
+        c = t // n_n
+        n = t - c * n_n
+        plane = n * n_stride + c * c_stride
+        for p in range(kh):
+            for q in range(kw):
+                col0 = q * dw - left
+                j_lo, j_hi = _cols_range(col0, sw, ow, w)
+                for i in range(oh):
+                    r = i * sh + p * dh - top
+                    if r < 0 or r >= h:
+                        for j in range(ow):
+                            cols[c, p, q, n, i, j] = zero
+                        continue
+                    ru = uint64(r)
+                    for j in range(j_lo):
+                        cols[c, p, q, n, i, j] = zero
+                    if sw == 1:  # the common case: a contiguous run
+                        for j in range(j_lo, j_hi):
+                            cols[c, p, q, n, i, uint64(j)] = x[plane, ru, uint64(j + col0)]
+                    else:
+                        for j in range(j_lo, j_hi):
+                            cols[c, p, q, n, i, uint64(j)] = x[plane, ru, uint64(j * sw + col0)]
+                    for j in range(j_hi, ow):
+                        cols[c, p, q, n, i, uint64(j)] = zero
+    return cols
+
+
+@jit
+def _col2im_planes(cols, out, n_stride, c_stride, sh, sw, dh, dw, top, left, t0, t1):
+    c_n, kh, kw, n_n, oh, ow = cols.shape
+    h, w = out.shape[1], out.shape[2]
+    zero = out.dtype.type(0)
+    for t in range(t0, t1):
+        c = t // n_n
+        n = t - c * n_n
+        plane = n * n_stride + c * c_stride
+        for r in range(h):
+            for s in range(w):
+                out[plane, r, s] = zero
+        # kernel offsets outermost: each pixel sums its terms in the NumPy path's order
+        for p in range(kh):
+            for q in range(kw):
+                col0 = q * dw - left
+                j_lo, j_hi = _cols_range(col0, sw, ow, w)
+                for i in range(oh):
+                    r = i * sh + p * dh - top
+                    if r < 0 or r >= h:
+                        continue
+                    ru = uint64(r)
+                    if sw == 1:
+                        for j in range(j_lo, j_hi):
+                            out[plane, ru, uint64(j + col0)] += cols[c, p, q, n, i, uint64(j)]
+                    else:
+                        for j in range(j_lo, j_hi):
+                            out[plane, ru, uint64(j * sw + col0)] += cols[c, p, q, n, i,
+                                                                          uint64(j)]
+    return out
+
+
+@jit
+def _window_max(x, t, r0, s0, kh, kw, dh, dw, neg_inf):
+    """The NumPy path's running max over one window, slot by slot in row-major order, padding
+    read as -inf: a strict > keeps the first maximum (PyTorch's tie rule), and a NaN sticks as
+    np.maximum's does, leaving the index at the last maximum before it."""
+    h, w = x.shape[1], x.shape[2]
+    m = neg_inf
+    a = -1
+    for p in range(kh):
+        r = r0 + p * dh
+        for q in range(kw):
+            s = s0 + q * dw
+            if r < 0 or r >= h or s < 0 or s >= w:
+                v = neg_inf
+                flat = -1
+            else:
+                v = x[t, r, s]
+                flat = r * w + s
+            if p == 0 and q == 0:
+                m = v
+                a = flat
+            elif v > m:
+                m = v
+                a = flat
+            elif v != v:
+                m = v
+    return m, a
+
+
+@jit
+def _max_pool_planes(x, y, index, kh, kw, sh, sw, dh, dw, top, left, neg_inf, t0, t1):
+    _, oh, ow = y.shape
+    h, w = x.shape[1], x.shape[2]
+    for t in range(t0, t1):
+        for i in range(oh):
+            r0 = i * sh - top
+            rows_inside = r0 >= 0 and r0 + (kh - 1) * dh < h
+            for j in range(ow):
+                s0 = j * sw - left
+                if rows_inside and s0 >= 0 and s0 + (kw - 1) * dw < w:
+                    # a window inside x, branch-free: on real data `v > m` is a coin toss, and
+                    # mispredicted branches made this 3x slower; the index moves by arithmetic
+                    m = x[t, uint64(r0), uint64(s0)]
+                    a = r0 * w + s0
+                    nan = False
+                    for p in range(kh):
+                        r = r0 + p * dh
+                        for q in range(kw):
+                            s = s0 + q * dw
+                            v = x[t, uint64(r), uint64(s)]
+                            a += np.int64(v > m) * (r * w + s - a)
+                            m = max(m, v)
+                            nan |= v != v
+                    if nan:  # max() drops NaN: redo this window by the exact rule
+                        m, a = _window_max(x, t, r0, s0, kh, kw, dh, dw, neg_inf)
+                else:
+                    m, a = _window_max(x, t, r0, s0, kh, kw, dh, dw, neg_inf)
+                y[t, i, j] = m
+                index[t, i, j] = a
+    return y
+
+
+@jit
+def _pool_scatter_planes(g, g_n, g_c, index, i_n, i_c, out, o_n, o_c, n_n, c_n, t0, t1):
+    _, oh, ow = g.shape
+    size = out.shape[1]
+    zero = out.dtype.type(0)
+    for t in range(t0, t1):
+        n = t // c_n
+        c = t - n * c_n
+        gp = n * g_n + c * g_c
+        ip = n * i_n + c * i_c
+        op = n * o_n + c * o_c
+        for k in range(size):
+            out[op, k] = zero
+        for i in range(oh):
+            for j in range(ow):
+                k = index[ip, i, j]
+                if k >= 0:
+                    out[op, k] += g[gp, i, j]
+    return out
+
+
+# The drivers: k blocks of planes, one per thread (k: numba's thread count, passed in because
+# reading it inside a kernel defeats caching). A prange straight over the planes
+# compiles the body as an outlined gufunc that LLVM optimises worse (1.2-1.3x slower on one
+# thread); a serial kernel over a block keeps its single-thread speed.
+
+
+@parallel_jit
+def _im2col(x, n_stride, c_stride, cols, sh, sw, dh, dw, top, left, k):
+    total = cols.shape[0] * cols.shape[3]
+    for b in prange(k):
+        _im2col_planes(x, n_stride, c_stride, cols, sh, sw, dh, dw, top, left,
+                       b * total // k, (b + 1) * total // k)
+    return cols
+
+
+@parallel_jit
+def _col2im(cols, out, n_stride, c_stride, sh, sw, dh, dw, top, left, k):
+    total = cols.shape[0] * cols.shape[3]
+    for b in prange(k):
+        _col2im_planes(cols, out, n_stride, c_stride, sh, sw, dh, dw, top, left,
+                       b * total // k, (b + 1) * total // k)
+    return out
+
+
+@parallel_jit
+def _max_pool(x, y, index, kh, kw, sh, sw, dh, dw, top, left, neg_inf, k):
+    total = y.shape[0]
+    for b in prange(k):
+        _max_pool_planes(x, y, index, kh, kw, sh, sw, dh, dw, top, left, neg_inf,
+                         b * total // k, (b + 1) * total // k)
+    return y
+
+
+@parallel_jit
+def _pool_scatter(g, g_n, g_c, index, i_n, i_c, out, o_n, o_c, n_n, c_n, k):
+    total = n_n * c_n
+    for b in prange(k):
+        _pool_scatter_planes(g, g_n, g_c, index, i_n, i_c, out, o_n, o_c, n_n, c_n,
+                             b * total // k, (b + 1) * total // k)
+    return out
+
+
+# --- what ops/conv.py calls ---
+
+
+def im2col(x: np.ndarray, n_stride: int, c_stride: int, cols: np.ndarray, stride: tuple,
+           dilation: tuple, top: int, left: int) -> np.ndarray:
+    """Fill ``cols`` with the windows of x: cols[c, p, q, n, i, j] = x̃[n, c, i·sh + p·dh,
+    j·sw + q·dw] (x̃: x zero-padded by ``top``/``left`` and as needed on the far sides).
+
+    Args:
+        x: (P, H, W) planes, C-contiguous; plane of (n, c) at n·n_stride + c·c_stride.
+        cols: (C, KH, KW, N, OH, OW), C-contiguous, overwritten.
+
+    Returns:
+        cols.
+    """
+    threads_for(cols.size)
+    return _im2col(x, n_stride, c_stride, cols, stride[0], stride[1], dilation[0], dilation[1],
+                   top, left, get_num_threads())
+
+
+def col2im(cols: np.ndarray, out: np.ndarray, n_stride: int, c_stride: int, stride: tuple,
+           dilation: tuple, top: int, left: int) -> np.ndarray:
+    """The adjoint of ``im2col``: out = Σ over kernel offsets of the columns added back at their
+    window positions, the padding cropped.
+
+    Args:
+        cols: (C, KH, KW, N, OH, OW), C-contiguous.
+        out: (P, H, W) planes, C-contiguous, overwritten; plane of (n, c) at
+            n·n_stride + c·c_stride.
+
+    Returns:
+        out.
+    """
+    threads_for(cols.size)
+    return _col2im(cols, out, n_stride, c_stride, stride[0], stride[1], dilation[0],
+                   dilation[1], top, left, get_num_threads())
+
+
+def max_pool(x: np.ndarray, y: np.ndarray, index: np.ndarray, kernel: tuple, stride: tuple,
+             dilation: tuple, top: int, left: int) -> np.ndarray:
+    """y = the max of each window of x̃ (x padded with -inf), index = the flat position h·W + w
+    of its first maximum in x's plane (-1 for a padding slot).
+
+    Args:
+        x: (P, H, W) planes, C-contiguous.
+        y: (P, OH, OW), x's dtype, C-contiguous, overwritten (planes in x's order).
+        index: (P, OH, OW) int64, C-contiguous, overwritten.
+
+    Returns:
+        y.
+    """
+    threads_for(x.size)
+    return _max_pool(x, y, index, kernel[0], kernel[1], stride[0], stride[1], dilation[0],
+                     dilation[1], top, left, x.dtype.type(-np.inf), get_num_threads())
+
+
+def pool_scatter(g: np.ndarray, g_strides: tuple, index: np.ndarray, i_strides: tuple,
+                 out: np.ndarray, o_strides: tuple, n: int, c: int) -> np.ndarray:
+    """out = zeros; out[(n, c), index[(n, c), i, j]] += g[(n, c), i, j], the adjoint of max pooling.
+
+    Args:
+        g: (P, OH, OW) planes, C-contiguous; ``g_strides`` its (n_stride, c_stride).
+        index: (P, OH, OW) int64 flat positions in out's planes (negative: skipped).
+        out: (P, H·W), g's dtype, C-contiguous, overwritten.
+        n, c: the batch size and channel count (P = n·c).
+
+    Returns:
+        out.
+    """
+    threads_for(out.size)
+    return _pool_scatter(g, g_strides[0], g_strides[1], index, i_strides[0], i_strides[1], out,
+                         o_strides[0], o_strides[1], n, c, get_num_threads())
