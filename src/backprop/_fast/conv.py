@@ -19,9 +19,9 @@ Geometry arguments: ``stride`` (sh, sw), ``dilation`` (dh, dw), and the top/left
 from __future__ import annotations
 
 import numpy as np
-from numba import get_num_threads, uint64
+from numba import uint64
 
-from backprop._fast._jit import jit, parallel_jit, prange, threads_for
+from backprop._fast._jit import jit, launch, parallel_jit, prange
 
 __all__ = ["col2im", "im2col", "max_pool", "pool_scatter"]
 
@@ -244,9 +244,9 @@ def im2col(x: np.ndarray, n_stride: int, c_stride: int, cols: np.ndarray, stride
     Returns:
         cols.
     """
-    threads_for(cols.size)
-    return _im2col(x, n_stride, c_stride, cols, stride[0], stride[1], dilation[0], dilation[1],
-                   top, left, get_num_threads())
+    with launch(cols.size) as k:
+        return _im2col(x, n_stride, c_stride, cols, stride[0], stride[1], dilation[0], dilation[1],
+                       top, left, k)
 
 
 def col2im(cols: np.ndarray, out: np.ndarray, n_stride: int, c_stride: int, stride: tuple,
@@ -262,9 +262,9 @@ def col2im(cols: np.ndarray, out: np.ndarray, n_stride: int, c_stride: int, stri
     Returns:
         out.
     """
-    threads_for(cols.size)
-    return _col2im(cols, out, n_stride, c_stride, stride[0], stride[1], dilation[0],
-                   dilation[1], top, left, get_num_threads())
+    with launch(cols.size) as k:
+        return _col2im(cols, out, n_stride, c_stride, stride[0], stride[1], dilation[0],
+                       dilation[1], top, left, k)
 
 
 def max_pool(x: np.ndarray, y: np.ndarray, index: np.ndarray, kernel: tuple, stride: tuple,
@@ -280,9 +280,9 @@ def max_pool(x: np.ndarray, y: np.ndarray, index: np.ndarray, kernel: tuple, str
     Returns:
         y.
     """
-    threads_for(x.size)
-    return _max_pool(x, y, index, kernel[0], kernel[1], stride[0], stride[1], dilation[0],
-                     dilation[1], top, left, x.dtype.type(-np.inf), get_num_threads())
+    with launch(x.size) as k:
+        return _max_pool(x, y, index, kernel[0], kernel[1], stride[0], stride[1], dilation[0],
+                         dilation[1], top, left, x.dtype.type(-np.inf), k)
 
 
 def pool_scatter(g: np.ndarray, g_strides: tuple, index: np.ndarray, i_strides: tuple,
@@ -298,6 +298,6 @@ def pool_scatter(g: np.ndarray, g_strides: tuple, index: np.ndarray, i_strides: 
     Returns:
         out.
     """
-    threads_for(out.size)
-    return _pool_scatter(g, g_strides[0], g_strides[1], index, i_strides[0], i_strides[1], out,
-                         o_strides[0], o_strides[1], n, c, get_num_threads())
+    with launch(out.size) as k:
+        return _pool_scatter(g, g_strides[0], g_strides[1], index, i_strides[0], i_strides[1], out,
+                             o_strides[0], o_strides[1], n, c, k)
