@@ -180,3 +180,15 @@ def test_unsuitable_arrays_take_the_numpy_path(kernel_calls):
     with fast.flags(enabled=False):
         want, _, _ = LSTMLayer.apply(bp.tensor(xg), bp.tensor(h0), bp.tensor(c0), bp.tensor(w))
     np.testing.assert_array_equal(hs.data, want.data)
+
+
+def test_without_scipy_the_layers_keep_the_numpy_loops(kernel_calls, monkeypatch):
+    """numba's np.dot needs SciPy's BLAS: with HAS_BLAS false no kernel runs, results stand."""
+    monkeypatch.setattr(_fast.kernels("recurrent"), "HAS_BLAS", False)
+    arrays = _inputs("gru", np.float64, True)
+    weights = [np.ones((T, N, H)), np.ones((N, H))]
+    got_out, got_grad = _run("gru", arrays, False, "tanh", weights, on=True)
+    assert not kernel_calls
+    want_out, want_grad = _run("gru", arrays, False, "tanh", weights, on=False)
+    for got, want in zip(got_out + got_grad, want_out + want_grad):
+        np.testing.assert_array_equal(got, want)
