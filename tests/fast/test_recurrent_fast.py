@@ -8,7 +8,7 @@ import pytest
 import backprop as bp
 from backprop import _fast
 from backprop.backends import fast
-from backprop.ops.recurrent import GRULayer, LSTMLayer, RNNLayer
+from backprop.ops.recurrent import GRULayer, LSTMCellStep, LSTMLayer, RNNLayer
 
 # float32: the kernels' tanh is within 6 ulp of NumPy's, and BPTT carries the difference
 # through every step; float64: within 3 ulp. Absolute tolerances are relative to each
@@ -26,7 +26,7 @@ def kernel_calls(needs_numba, monkeypatch):
         pytest.skip("the recurrent kernels need SciPy (numba's np.dot binds its BLAS)")
     calls = {}
     for name in ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
-                 "rnn_forward", "rnn_backward"):
+                 "rnn_forward", "rnn_backward", "lstm_cell_forward", "lstm_cell_backward"):
         real = getattr(fk, name)
 
         def counted(*args, _real=real, _name=name):
@@ -192,3 +192,28 @@ def test_without_scipy_the_layers_keep_the_numpy_loops(kernel_calls, monkeypatch
     want_out, want_grad = _run("gru", arrays, False, "tanh", weights, on=False)
     for got, want in zip(got_out + got_grad, want_out + want_grad):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lstm_cell_step_kernels_match_the_numpy_path(kernel_calls, dtype):
+    """LSTMCellStep (nn.LSTMCell, packed sequences): three chained steps, every gradient."""
+    rng = np.random.default_rng(3)
+    xgs = [1.5 * rng.standard_normal((N, 4 * H)).astype(dtype) for _ in range(3)]
+    h0, c0 = (rng.standard_normal((N, H)).astype(dtype) for _ in range(2))
+    w = (0.5 * rng.standard_normal((4 * H, H))).astype(dtype)
+    wh, wc = rng.standard_normal((N, H)), rng.standard_normal((N, H))
+    results = []
+    for on in (False, True):
+        with fast.flags(enabled=on):
+            ts = [bp.tensor(a, requires_grad=True) for a in xgs + [h0, c0, w]]
+            h, c = ts[3], ts[4]
+            for xg in ts[:3]:
+                h, c = LSTMCellStep.apply(xg, h, c, ts[5])
+            ((h * bp.tensor(wh.astype(dtype))).sum() + (c * bp.tensor(wc.astype(dtype))).sum()
+             ).backward()
+            results.append([h.data, c.data] + [t.grad.data for t in ts])
+    assert kernel_calls == {"lstm_cell_forward": 3, "lstm_cell_backward": 3}
+    tol = TOL[dtype]
+    for got, want in zip(*results[::-1]):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())

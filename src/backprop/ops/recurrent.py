@@ -94,15 +94,21 @@ class LSTMCellStep(Function):
     def forward(ctx, xg, h, c, w_hh):
         n = h.shape[1]
         act = h @ w_hh.T
-        act += xg
-        _activate_gates(act, n)
-        i, f, g, o = act[:, :n], act[:, n : 2 * n], act[:, 2 * n : 3 * n], act[:, 3 * n :]
-        c_new = f * c
-        c_new += i * g
-        tc = np.tanh(c_new)
-        # act and tanh(c') serve only the NumPy first-order path; the recorded path recomputes
+        fk = _kernels(act, xg, c)
+        if fk is not None:
+            c_new, tc, h_new = np.empty_like(c), np.empty_like(c), np.empty_like(c)
+            fk.lstm_cell_forward(act, xg, c, c_new, tc, h_new)
+        else:
+            act += xg
+            _activate_gates(act, n)
+            i, f, g, o = act[:, :n], act[:, n : 2 * n], act[:, 2 * n : 3 * n], act[:, 3 * n :]
+            c_new = f * c
+            c_new += i * g
+            tc = np.tanh(c_new)
+            h_new = o * tc
+        # act and tanh(c') serve only the first-order path; the recorded path recomputes
         ctx.save_for_backward(xg, h, c, w_hh, act, tc)
-        return o * tc, c_new
+        return h_new, c_new
 
     @staticmethod
     def backward(ctx, grad_h, grad_c):
@@ -114,15 +120,23 @@ class LSTMCellStep(Function):
         n = h.shape[1]
         a, t, gh, gc = act.data, tc.data, grad_h.data, grad_c.data
         f, o = a[:, n : 2 * n], a[:, 3 * n :]
-        dc = t * t
-        np.subtract(1, dc, out=dc)
-        dc *= o
-        dc *= gh
-        dc += gc
-        d_pre = _gate_grads(a, c.data, t, dc, gh, np.empty_like(a))
+        fk = _kernels(a, c.data, t)
+        d_pre = np.empty_like(a)
+        if fk is not None:
+            grad_c_in = np.array(gc, a.dtype)  # ∂L/∂c' in, ∂L/∂c out
+            fk.lstm_cell_backward(a, c.data, t, np.ascontiguousarray(gh, a.dtype), grad_c_in,
+                                  d_pre)
+        else:
+            dc = t * t
+            np.subtract(1, dc, out=dc)
+            dc *= o
+            dc *= gh
+            dc += gc
+            _gate_grads(a, c.data, t, dc, gh, d_pre)
+            grad_c_in = dc * f if need_c else None
         return (const(d_pre) if need_xg else None,
                 const(d_pre @ w_hh.data) if need_h else None,
-                const(dc * f) if need_c else None,
+                const(grad_c_in) if need_c else None,
                 const(d_pre.T @ h.data) if need_w else None)
 
 
