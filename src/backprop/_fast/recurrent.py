@@ -3,16 +3,16 @@ loop, forward or first-order backward, in one call.
 
 What they save over the NumPy loops: per step, NumPy's path pays the Python interpreter and
 about fifteen ufunc calls (each a fresh sweep over the gate arrays); here each step is one
-``h @ W_hhᵀ`` (numba's ``np.dot``, which calls SciPy's BLAS) and one fused, vectorised pass
-over the gates, with no Python in between.
+``h @ W_hhᵀ`` (numba's ``np.dot``, which calls SciPy's BLAS) and a few fused, vectorised
+passes over each batch row's gates, with no Python in between.
 
 Why the kernels are serial (no ``prange``): the rows of a batch never mix in a recurrent layer,
 so the batch could be cut into one block per thread with no synchronisation between steps, and
 that was tried: on the 2-core machine of docs/benchmarks.md, with other work running, two
 blocks on numba's OpenMP layer took 4x as long as one serial loop and two Python threads
-1.7x as long (concurrent BLAS calls on 16-row blocks). Large products still use every core:
-SciPy's BLAS gets the thread count ``backprop._blas`` gives NumPy's for the same product (one
-thread below ``LARGE_MACS`` multiply-adds), a size rule, never load.
+1.6x as long (concurrent calls into one OpenBLAS, on 16-row blocks). Large products still
+use every core: SciPy's BLAS gets the thread count ``backprop._blas`` gives NumPy's for the
+same product (one thread below ``LARGE_MACS`` multiply-adds), a size rule, never load.
 
 Why not numba's ``math.tanh``: it is a scalar libm call, about 60x slower than NumPy's SIMD
 tanh on float32 here, so ``_tanh`` is written from arithmetic LLVM vectorises (see there). It
@@ -50,7 +50,7 @@ except ImportError:
 
 # error_model="numpy": a float division may not raise ZeroDivisionError, so LLVM can vectorise
 # the gate loops (no divisor here can be 0). fastmath only as "contract": a·b + c may become one
-# fused multiply-add (rounded once instead of twice, so never further from the exact value);
+# fused multiply-add (rounded once instead of twice: still agreement to float rounding);
 # none of fastmath's reassociation or flushing of subnormals, which _jit.py rules out. Measured:
 # the LSTM layer's forward and backward 3-6% faster in float32, 8-11% in float64.
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
