@@ -7,6 +7,7 @@ Run by hand (never imported by the tests)::
     python benchmarks/bench_lstm.py --profile     # also a cProfile of our step
     python benchmarks/bench_lstm.py --blas-threads 1   # NumPy's BLAS on 1 thread (torch keeps 2)
     python benchmarks/bench_lstm.py --best-of 30  # also the fastest of 30 single steps each
+    python benchmarks/bench_lstm.py --gru         # the same step with a GRU (nn.GRU beside torch's)
 
 Workload: a one-layer LSTM (input 32, hidden 128) over sequences of 64 steps, batch 32, float32,
 full BPTT; the loss is the mean square of a linear read-out (128 -> 1) of the last output
@@ -15,6 +16,12 @@ libraries start from the same weights (ours loaded into torch through ``load_sta
 cycle through the same 4 batches; one step of each is compared first so the benchmark cannot
 time something wrong. References: torch's fused ``nn.LSTM`` and torch's own Python loop over
 ``nn.LSTMCell`` (same weights).
+
+Ours runs twice, interleaved: ``backprop`` with the numba fast path (``backprop.backends.fast``,
+when numba is installed: the layer's time loop as one kernel call) and ``backprop-numpy`` with it
+off (the NumPy time loop); both from the same weights, checked against each other and torch.
+``--gru``: the same workload and step with ``nn.GRU`` (3 gates) against torch's ``nn.GRU``,
+ours with and without the fast path (no floor).
 
 NumPy floor: the same step in plain NumPy with no autodiff engine (``floor``): one GEMM for the
 input projection of all steps, per step one ``h @ W_hhᵀ`` GEMM and in-place gate maths on
@@ -45,6 +52,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import backprop as bp  # noqa: E402
+from backprop.backends import fast  # noqa: E402
 
 INPUT, HIDDEN, SEQ, BATCH, POOL, LR = 32, 128, 64, 32, 4, 0.01
 THREADS, TARGET = 2, 0.8
@@ -57,9 +65,11 @@ def make_data(seed: int = 0):
     return xs, ys
 
 
-def ours(xs, ys):
+def ours(xs, ys, fast_path: bool | None = None, cls=None):
+    """Our model and its step; ``fast_path``: run the step with the numba path on / off (None:
+    whatever the process default is). ``cls``: the recurrent layer (default nn.LSTM)."""
     bp.manual_seed(0)
-    lstm, head = bp.nn.LSTM(INPUT, HIDDEN), bp.nn.Linear(HIDDEN, 1)
+    lstm, head = (cls or bp.nn.LSTM)(INPUT, HIDDEN), bp.nn.Linear(HIDDEN, 1)
     params = list(lstm.parameters()) + list(head.parameters())
     opt = bp.optim.SGD(params, lr=LR)
     data = [(bp.tensor(x), bp.tensor(y)) for x, y in zip(xs, ys)]
@@ -75,13 +85,23 @@ def ours(xs, ys):
         opt.step()
         return loss
 
-    return (lstm, head), step
+    if fast_path is None:
+        return (lstm, head), step
+
+    def switched():
+        with fast.flags(enabled=fast_path):
+            return step()
+
+    return (lstm, head), switched
 
 
-def theirs(torch, state, head_state, xs, ys, cell_loop: bool):
+def theirs(torch, state, head_state, xs, ys, cell_loop: bool, gru: bool = False):
     head = torch.nn.Linear(HIDDEN, 1)
     head.load_state_dict({k: torch.from_numpy(v.data.copy()) for k, v in head_state.items()})
-    if cell_loop:
+    if gru:
+        lstm = torch.nn.GRU(INPUT, HIDDEN)
+        lstm.load_state_dict({k: torch.from_numpy(v.data.copy()) for k, v in state.items()})
+    elif cell_loop:
         lstm = torch.nn.LSTMCell(INPUT, HIDDEN)
         lstm.load_state_dict({k[:-3]: torch.from_numpy(v.data.copy()) for k, v in state.items()})
     else:
@@ -294,15 +314,65 @@ def best_single_steps(impls: dict, n: int) -> dict:
     return best
 
 
+def _paired(times: dict, slow: str, quick: str) -> float:
+    """The median over rounds of time[slow] / time[quick]: both ran in the same round, so a
+    burst of load on the machine hits both (noise the medians of the columns keep)."""
+    return float(np.median([a / b for a, b in zip(times[slow], times[quick])]))
+
+
+def gru_main(rounds: int, steps: int, best_of: int = 0) -> None:
+    """The same training step with nn.GRU: ours with the fast path on and off, torch's nn.GRU."""
+    xs, ys = make_data()
+    (gru, head), fast_step = ours(xs, ys, fast_path=fast.is_available(), cls=bp.nn.GRU)
+    impls = {"backprop": fast_step, "backprop-numpy": ours(xs, ys, False, bp.nn.GRU)[1]}
+    losses = [float(impls[k]().item()) for k in impls]
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        torch.set_num_threads(THREADS)
+        # the weights before our first step: a fresh model from the same seed
+        (gru0, head0), _ = ours(xs, ys, cls=bp.nn.GRU)
+        _, impls["torch"] = theirs(torch, gru0.state_dict(), head0.state_dict(), xs, ys,
+                                   cell_loop=False, gru=True)
+        losses.append(float(impls["torch"]().item()))
+    assert max(losses) - min(losses) < 1e-4, losses
+    print(f"check: one step agrees (losses {', '.join(f'{v:.6f}' for v in losses)})")
+    times = _harness.interleaved(impls, rounds, steps, warmup=2)
+    print(f"GRU training step: input {INPUT}, hidden {HIDDEN}, sequence {SEQ}, batch {BATCH}, "
+          f"full BPTT, float32; torch threads {THREADS}; median of {rounds} interleaved rounds "
+          f"x {steps} steps; load average {os.getloadavg()[0]:.2f} (1 min) at the end")
+    med = _harness.print_medians(times, BATCH, "sequences")
+    print(f"  fast path: throughput fast/NumPy path = "
+          f"{_paired(times, 'backprop-numpy', 'backprop'):.2f}x (median of per-round ratios)")
+    if "torch" in med:
+        print(f"  throughput ours/torch nn.GRU = {med['torch'] / med['backprop']:.2f}x (paired "
+              f"{1 / _paired(times, 'backprop', 'torch'):.2f}x); NumPy path/torch = "
+              f"{med['torch'] / med['backprop-numpy']:.2f}x")
+    if best_of:
+        best = best_single_steps(impls, best_of)
+        print(f"  fastest of {best_of} single steps each (interleaved): "
+              + ", ".join(f"{k} {t * 1e3:.2f} ms" for k, t in best.items()))
+        if "torch" in best:
+            print(f"  on these: ours/torch = {best['torch'] / best['backprop']:.2f}x, NumPy "
+                  f"path/torch = {best['torch'] / best['backprop-numpy']:.2f}x")
+
+
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     best_of = 0
     if "--best-of" in argv:  # not a harness flag: take it out before the harness parses
         k = argv.index("--best-of")
         best_of, argv = int(argv[k + 1]), argv[:k] + argv[k + 2:]
+    gru = "--gru" in argv
+    argv = [a for a in argv if a != "--gru"]
     args, rounds, steps = _harness.parse_args(__doc__, 10, argv)
+    if gru:
+        return gru_main(rounds, steps, best_of)
     xs, ys = make_data()
-    (lstm, head), our_step = ours(xs, ys)
+    have_fast = fast.is_available()
+    (lstm, head), our_step = ours(xs, ys, fast_path=have_fast)
     state, head_state = lstm.state_dict(), head.state_dict()
     init = {k: v.data.copy() for k, v in state.items()}  # before any step changes them
     head_init = {k: v.data.copy() for k, v in head_state.items()}
@@ -312,6 +382,8 @@ def main(argv=None) -> None:
         torch = None
     floor_check, floor_grads, floor_params = floor(init, head_init, xs, ys)
     impls = {"backprop": our_step}
+    if have_fast:
+        impls["backprop-numpy"] = ours(xs, ys, fast_path=False)[1]
     if torch is not None:
         torch.set_num_threads(THREADS)
         tlstm, their_step = theirs(torch, state, head_state, xs, ys, cell_loop=False)
@@ -325,6 +397,10 @@ def main(argv=None) -> None:
         impls["torch-cell"] = cell_step
     else:
         a = float(our_step().item())
+    if have_fast:
+        a_np = float(impls["backprop-numpy"]().item())
+        assert abs(a - a_np) < 1e-5, (a, a_np)
+        print(f"check: the fast path and the NumPy path agree (loss {a:.6f} vs {a_np:.6f})")
     check_floor(lstm, head, floor_check(), floor_grads, floor_params, a)
     impls["numpy-floor"] = floor(init, head_init, xs, ys)[0]
     impls["floor-gemm-only"] = floor(init, head_init, xs, ys, mode="gemm")[0]
@@ -335,6 +411,9 @@ def main(argv=None) -> None:
           f"{os.environ['OPENBLAS_NUM_THREADS']}; median of {rounds} interleaved rounds x "
           f"{steps} steps; load average {os.getloadavg()[0]:.2f} (1 min) at the end")
     med = _harness.print_medians(times, BATCH, "sequences")
+    if have_fast:
+        print(f"  fast path: throughput fast/NumPy path = "
+              f"{_paired(times, 'backprop-numpy', 'backprop'):.2f}x (median of per-round ratios)")
     fl, gemm, ew = med["numpy-floor"], med["floor-gemm-only"], med["floor-elementwise-only"]
     print(f"  NumPy floor breakdown: GEMM calls alone {gemm * 1e3:.2f} ms ({gemm / fl:.0%} of the "
           f"floor), elementwise alone {ew * 1e3:.2f} ms ({ew / fl:.0%}); floor - GEMMs = "
@@ -344,8 +423,12 @@ def main(argv=None) -> None:
     if "torch" in med:
         ratio = med["torch"] / med["backprop"]
         verdict = "meets" if ratio >= TARGET else "misses"
-        print(f"  throughput ours/torch nn.LSTM = {ratio:.2f}x ({verdict} the {TARGET}x target); "
-              f"ours/torch LSTMCell loop = {med['torch-cell'] / med['backprop']:.2f}x")
+        print(f"  throughput ours/torch nn.LSTM = {ratio:.2f}x ({verdict} the {TARGET}x target; "
+              f"paired {1 / _paired(times, 'backprop', 'torch'):.2f}x); ours/torch LSTMCell loop "
+              f"= {med['torch-cell'] / med['backprop']:.2f}x")
+        if have_fast:
+            print(f"  throughput NumPy path/torch nn.LSTM = "
+                  f"{med['torch'] / med['backprop-numpy']:.2f}x")
         print(f"  throughput floor/torch nn.LSTM = {med['torch'] / fl:.2f}x; GEMMs alone/torch "
               f"= {med['torch'] / gemm:.2f}x (GEMMs alone take {gemm / med['torch']:.2f}x torch's "
               f"whole step)")
@@ -357,6 +440,9 @@ def main(argv=None) -> None:
             print(f"  on these: floor/torch nn.LSTM = {best['torch'] / best['numpy-floor']:.2f}x, "
                   f"ours/torch = {best['torch'] / best['backprop']:.2f}x, GEMMs alone take "
                   f"{best['floor-gemm-only'] / best['torch']:.2f}x torch's step")
+            if have_fast:
+                print(f"  on these: NumPy path/torch = "
+                      f"{best['torch'] / best['backprop-numpy']:.2f}x")
     if args.profile:
         prof = cProfile.Profile()
         prof.runcall(lambda: [our_step() for _ in range(10)])

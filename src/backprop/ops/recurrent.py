@@ -8,18 +8,37 @@ enemy); ``LSTMLayer`` goes further and makes a whole LSTM layer one op.
 Their backward is differentiable: while a graph is being recorded (``create_graph=True``) it is
 written in Tensor ops; otherwise (first order, nothing is recorded) the very same formulas run
 in NumPy, which is only faster, never different.
+
+With the fast path on (``backprop._fast``: numba and SciPy installed, ``BACKPROP_FAST`` not 0)
+the layers' forward and first-order backward run as numba kernels (``_fast/recurrent.py``) on
+the very same buffers; arrays the kernels are not compiled for take the NumPy loops, which stay
+complete on their own.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from backprop import _fast
 from backprop._blas import gemm_threads
 from backprop.autograd.function import Function
 from backprop.autograd.grad_mode import _state
 from backprop.errors import ShapeError
 from backprop.ops._util import const
 from backprop.tensor import Tensor
+
+
+def _kernels(*arrays):
+    """The recurrent kernel module when the fast path is on and suits these arrays, else None."""
+    fk = _fast.kernels("recurrent")
+    if fk is None or not fk.HAS_BLAS or not _fast.suits(*arrays):
+        return None
+    return fk
+
+
+def _contiguous(grad, dt):
+    """A gradient Tensor's array as the kernels take it (C-contiguous, ``dt``), or None."""
+    return None if grad is None else np.ascontiguousarray(grad.data, dt)
 
 
 def _activate_gates(a: np.ndarray, n: int) -> None:
@@ -75,15 +94,21 @@ class LSTMCellStep(Function):
     def forward(ctx, xg, h, c, w_hh):
         n = h.shape[1]
         act = h @ w_hh.T
-        act += xg
-        _activate_gates(act, n)
-        i, f, g, o = act[:, :n], act[:, n : 2 * n], act[:, 2 * n : 3 * n], act[:, 3 * n :]
-        c_new = f * c
-        c_new += i * g
-        tc = np.tanh(c_new)
-        # act and tanh(c') serve only the NumPy first-order path; the recorded path recomputes
+        fk = _kernels(act, xg, c)
+        if fk is not None:
+            c_new, tc, h_new = np.empty_like(c), np.empty_like(c), np.empty_like(c)
+            fk.lstm_cell_forward(act, xg, c, c_new, tc, h_new)
+        else:
+            act += xg
+            _activate_gates(act, n)
+            i, f, g, o = act[:, :n], act[:, n : 2 * n], act[:, 2 * n : 3 * n], act[:, 3 * n :]
+            c_new = f * c
+            c_new += i * g
+            tc = np.tanh(c_new)
+            h_new = o * tc
+        # act and tanh(c') serve only the first-order path; the recorded path recomputes
         ctx.save_for_backward(xg, h, c, w_hh, act, tc)
-        return o * tc, c_new
+        return h_new, c_new
 
     @staticmethod
     def backward(ctx, grad_h, grad_c):
@@ -95,15 +120,23 @@ class LSTMCellStep(Function):
         n = h.shape[1]
         a, t, gh, gc = act.data, tc.data, grad_h.data, grad_c.data
         f, o = a[:, n : 2 * n], a[:, 3 * n :]
-        dc = t * t
-        np.subtract(1, dc, out=dc)
-        dc *= o
-        dc *= gh
-        dc += gc
-        d_pre = _gate_grads(a, c.data, t, dc, gh, np.empty_like(a))
+        fk = _kernels(a, c.data, t)
+        d_pre = np.empty_like(a)
+        if fk is not None:
+            grad_c_in = np.array(gc, a.dtype)  # ∂L/∂c' in, ∂L/∂c out
+            fk.lstm_cell_backward(a, c.data, t, np.ascontiguousarray(gh, a.dtype), grad_c_in,
+                                  d_pre)
+        else:
+            dc = t * t
+            np.subtract(1, dc, out=dc)
+            dc *= o
+            dc *= gh
+            dc += gc
+            _gate_grads(a, c.data, t, dc, gh, d_pre)
+            grad_c_in = dc * f if need_c else None
         return (const(d_pre) if need_xg else None,
                 const(d_pre @ w_hh.data) if need_h else None,
-                const(dc * f) if need_c else None,
+                const(grad_c_in) if need_c else None,
                 const(d_pre.T @ h.data) if need_w else None)
 
 
@@ -158,22 +191,27 @@ class LSTMLayer(Function):
         hs = np.empty((steps, batch, n), dt)
         # step order: reversed views, so the loop below never indexes by direction
         xs, h_steps = (xg[::-1], hs[::-1]) if reverse else (xg, hs)
-        w_t = w_hh.T
-        tmp = np.empty((batch, n), dt)
-        gemm_threads(batch * w_hh.size)  # every step's product has this size
-        h = h0
-        for k in range(steps):
-            a = acts[k]
-            np.matmul(h, w_t, out=a)
-            a += xs[k]
-            _activate_gates(a, n)
-            c = cs[k + 1]
-            np.multiply(a[:, n : 2 * n], cs[k], out=c)
-            np.multiply(a[:, :n], a[:, 2 * n : 3 * n], out=tmp)
-            c += tmp
-            np.tanh(c, out=tcs[k])
-            h = h_steps[k]
-            np.multiply(a[:, 3 * n :], tcs[k], out=h)
+        fk = _kernels(xg, h0, c0, w_hh)
+        if fk is not None:
+            fk.lstm_forward(xg, h0, c0, w_hh, reverse, acts, cs, tcs, hs)
+            h = h_steps[steps - 1]
+        else:
+            w_t = w_hh.T
+            tmp = np.empty((batch, n), dt)
+            gemm_threads(batch * w_hh.size)  # every step's product has this size
+            h = h0
+            for k in range(steps):
+                a = acts[k]
+                np.matmul(h, w_t, out=a)
+                a += xs[k]
+                _activate_gates(a, n)
+                c = cs[k + 1]
+                np.multiply(a[:, n : 2 * n], cs[k], out=c)
+                np.multiply(a[:, :n], a[:, 2 * n : 3 * n], out=tmp)
+                c += tmp
+                np.tanh(c, out=tcs[k])
+                h = h_steps[k]
+                np.multiply(a[:, 3 * n :], tcs[k], out=h)
         ctx.reverse = reverse
         # acts, cs and tcs serve only the NumPy first-order path; the recorded path recomputes
         ctx.save_for_backward(xg, h0, c0, w_hh, hs, acts, cs, tcs)
@@ -199,21 +237,26 @@ class LSTMLayer(Function):
             gh_steps = grad_hs.data[::-1] if reverse else grad_hs.data
         dh = np.zeros((batch, n), dt) if grad_h is None else np.array(grad_h.data, dt)
         dc = np.zeros((batch, n), dt) if grad_c is None else np.array(grad_c.data, dt)
-        tmp = np.empty((batch, n), dt)
-        gemm_threads(batch * w.size)
-        for k in range(steps - 1, -1, -1):
-            if gh_steps is not None:
-                dh += gh_steps[k]
-            a, t, d = a_all[k], t_all[k], d_steps[k]  # d: a contiguous (N, 4H) row of dxg
-            # dc += ∂L/∂hₜ·o·(1 - tanh²cₜ)
-            np.multiply(t, t, out=tmp)
-            np.subtract(1, tmp, out=tmp)
-            tmp *= a[:, 3 * n :]
-            tmp *= dh
-            dc += tmp
-            _gate_grads(a, c_all[k], t, dc, dh, d)  # d: this step's row of dxg
-            dc *= a[:, n : 2 * n]
-            np.matmul(d, w, out=dh)  # δhₜ₋₁ (at k = 0: ∂L/∂h₀)
+        fk = _kernels(a_all, c_all, t_all, w)
+        if fk is not None:
+            fk.lstm_backward(a_all, c_all, t_all, w, _contiguous(grad_hs, dt), reverse,
+                             needs[1], dxg, dh, dc)
+        else:
+            tmp = np.empty((batch, n), dt)
+            gemm_threads(batch * w.size)
+            for k in range(steps - 1, -1, -1):
+                if gh_steps is not None:
+                    dh += gh_steps[k]
+                a, t, d = a_all[k], t_all[k], d_steps[k]  # d: a contiguous (N, 4H) row of dxg
+                # dc += ∂L/∂hₜ·o·(1 - tanh²cₜ)
+                np.multiply(t, t, out=tmp)
+                np.subtract(1, tmp, out=tmp)
+                tmp *= a[:, 3 * n :]
+                tmp *= dh
+                dc += tmp
+                _gate_grads(a, c_all[k], t, dc, dh, d)  # d: this step's row of dxg
+                dc *= a[:, n : 2 * n]
+                np.matmul(d, w, out=dh)  # δhₜ₋₁ (at k = 0: ∂L/∂h₀)
         g_w = None
         if needs[3]:
             # dW_hh = Σₜ dpreₜᵀ hₜ₋₁ as one GEMM: every step but the first against hs shifted
@@ -295,31 +338,36 @@ class GRULayer(Function):
         h_prev = np.empty((steps, batch, n), dt)  # the state entering each step
         hs = np.empty((steps, batch, n), dt)
         xs, h_steps = (xg[::-1], hs[::-1]) if reverse else (xg, hs)
-        w_t = w_hh.T
-        hg = np.empty((batch, g3), dt)
-        gemm_threads(batch * w_hh.size)  # every step's product has this size
-        h = h0
-        for k in range(steps):
-            h_prev[k] = h
-            np.matmul(h, w_t, out=hg)
-            if b_hh is not None:
-                hg += b_hh
-            a, x = gates[k], xs[k]
-            rz = a[:, : 2 * n]
-            np.add(x[:, : 2 * n], hg[:, : 2 * n], out=rz)
-            rz *= 0.5  # σ(v) = (1 + tanh(v/2)) / 2: one tanh pass, never overflows
-            np.tanh(rz, out=rz)
-            rz *= 0.5
-            rz += 0.5
-            hgn[k] = hg[:, 2 * n :]
-            cand = a[:, 2 * n :]
-            np.multiply(a[:, :n], hgn[k], out=cand)
-            cand += x[:, 2 * n :]
-            np.tanh(cand, out=cand)
-            h = h_steps[k]
-            np.subtract(h_prev[k], cand, out=h)  # h = n + z·(hₜ₋₁ - n)
-            h *= a[:, n : 2 * n]
-            h += cand
+        fk = _kernels(xg, h0, w_hh, *(() if b_hh is None else (b_hh,)))
+        if fk is not None:
+            fk.gru_forward(xg, h0, w_hh, b_hh, reverse, gates, hgn, h_prev, hs)
+            h = h_steps[steps - 1]
+        else:
+            w_t = w_hh.T
+            hg = np.empty((batch, g3), dt)
+            gemm_threads(batch * w_hh.size)  # every step's product has this size
+            h = h0
+            for k in range(steps):
+                h_prev[k] = h
+                np.matmul(h, w_t, out=hg)
+                if b_hh is not None:
+                    hg += b_hh
+                a, x = gates[k], xs[k]
+                rz = a[:, : 2 * n]
+                np.add(x[:, : 2 * n], hg[:, : 2 * n], out=rz)
+                rz *= 0.5  # σ(v) = (1 + tanh(v/2)) / 2: one tanh pass, never overflows
+                np.tanh(rz, out=rz)
+                rz *= 0.5
+                rz += 0.5
+                hgn[k] = hg[:, 2 * n :]
+                cand = a[:, 2 * n :]
+                np.multiply(a[:, :n], hgn[k], out=cand)
+                cand += x[:, 2 * n :]
+                np.tanh(cand, out=cand)
+                h = h_steps[k]
+                np.subtract(h_prev[k], cand, out=h)  # h = n + z·(hₜ₋₁ - n)
+                h *= a[:, n : 2 * n]
+                h += cand
         ctx.reverse = reverse
         ctx.has_bias = b_hh is not None
         # gates, hgn and h_prev serve only the NumPy first-order path; the recorded path
@@ -348,34 +396,39 @@ class GRULayer(Function):
         if grad_hs is not None:
             gh_steps = grad_hs.data[::-1] if ctx.reverse else grad_hs.data
         dh = np.zeros((batch, n), dt) if grad_h is None else np.array(grad_h.data, dt)
-        tmp = np.empty((batch, n), dt)
-        back = np.empty((batch, n), dt)
-        gemm_threads(batch * w.size)
-        for k in range(steps - 1, -1, -1):
-            if gh_steps is not None:
-                dh += gh_steps[k]
-            a, d, e = a_all[k], d_steps[k], dhg[k]
-            r, z, cand = a[:, :n], a[:, n : 2 * n], a[:, 2 * n :]
-            dr, dz, dn = d[:, :n], d[:, n : 2 * n], d[:, 2 * n :]
-            np.subtract(1, z, out=dn)  # dn = ∂L/∂hₜ·(1 - z)·(1 - n²)
-            dn *= dh
-            np.multiply(cand, cand, out=tmp)
-            np.subtract(1, tmp, out=tmp)
-            dn *= tmp
-            np.subtract(hp_all[k], cand, out=dz)  # dz = ∂L/∂hₜ·(hₜ₋₁ - n)·z(1 - z)
-            dz *= dh
-            np.subtract(1, z, out=tmp)
-            tmp *= z
-            dz *= tmp
-            np.multiply(dn, hn_all[k], out=dr)  # dr = dn·hg_n·r(1 - r)
-            np.subtract(1, r, out=tmp)
-            tmp *= r
-            dr *= tmp
-            e[:, : 2 * n] = d[:, : 2 * n]
-            np.multiply(dn, r, out=e[:, 2 * n :])
-            dh *= z  # δhₜ₋₁ = ∂L/∂hₜ·z + ∂L/∂hg W_hh
-            np.matmul(e, w, out=back)
-            dh += back
+        fk = _kernels(a_all, hn_all, hp_all, w)
+        if fk is not None:
+            fk.gru_backward(a_all, hn_all, hp_all, w, _contiguous(grad_hs, dt), ctx.reverse, dxg,
+                            dhg, dh)
+        else:
+            tmp = np.empty((batch, n), dt)
+            back = np.empty((batch, n), dt)
+            gemm_threads(batch * w.size)
+            for k in range(steps - 1, -1, -1):
+                if gh_steps is not None:
+                    dh += gh_steps[k]
+                a, d, e = a_all[k], d_steps[k], dhg[k]
+                r, z, cand = a[:, :n], a[:, n : 2 * n], a[:, 2 * n :]
+                dr, dz, dn = d[:, :n], d[:, n : 2 * n], d[:, 2 * n :]
+                np.subtract(1, z, out=dn)  # dn = ∂L/∂hₜ·(1 - z)·(1 - n²)
+                dn *= dh
+                np.multiply(cand, cand, out=tmp)
+                np.subtract(1, tmp, out=tmp)
+                dn *= tmp
+                np.subtract(hp_all[k], cand, out=dz)  # dz = ∂L/∂hₜ·(hₜ₋₁ - n)·z(1 - z)
+                dz *= dh
+                np.subtract(1, z, out=tmp)
+                tmp *= z
+                dz *= tmp
+                np.multiply(dn, hn_all[k], out=dr)  # dr = dn·hg_n·r(1 - r)
+                np.subtract(1, r, out=tmp)
+                tmp *= r
+                dr *= tmp
+                e[:, : 2 * n] = d[:, : 2 * n]
+                np.multiply(dn, r, out=e[:, 2 * n :])
+                dh *= z  # δhₜ₋₁ = ∂L/∂hₜ·z + ∂L/∂hg W_hh
+                np.matmul(e, w, out=back)
+                dh += back
         g_w = g_b = None
         flat = dhg.reshape(-1, g3)
         if needs[2]:
@@ -457,18 +510,23 @@ class RNNLayer(Function):
         dt = np.result_type(xg, h0, w_hh)
         hs = np.empty((steps, batch, n), dt)
         xs, h_steps = (xg[::-1], hs[::-1]) if reverse else (xg, hs)
-        w_t = w_hh.T
-        gemm_threads(batch * w_hh.size)
-        h = h0
-        for k in range(steps):
-            out = h_steps[k]
-            np.matmul(h, w_t, out=out)
-            out += xs[k]
-            if nonlinearity == "tanh":
-                np.tanh(out, out=out)
-            else:
-                np.maximum(out, 0, out=out)
-            h = out
+        fk = _kernels(xg, h0, w_hh)
+        if fk is not None:
+            fk.rnn_forward(xg, h0, w_hh, nonlinearity == "relu", reverse, hs)
+            h = h_steps[steps - 1]
+        else:
+            w_t = w_hh.T
+            gemm_threads(batch * w_hh.size)
+            h = h0
+            for k in range(steps):
+                out = h_steps[k]
+                np.matmul(h, w_t, out=out)
+                out += xs[k]
+                if nonlinearity == "tanh":
+                    np.tanh(out, out=out)
+                else:
+                    np.maximum(out, 0, out=out)
+                h = out
         ctx.reverse, ctx.nonlinearity = reverse, nonlinearity
         # hs is an output, saved as one: the derivative comes from it
         ctx.save_for_backward(xg, h0, w_hh, hs)
@@ -491,18 +549,23 @@ class RNNLayer(Function):
         if grad_hs is not None:
             gh_steps = grad_hs.data[::-1] if reverse else grad_hs.data
         dh = np.zeros((batch, n), dt) if grad_h is None else np.array(grad_h.data, dt)
-        gemm_threads(batch * w.size)
-        for k in range(steps - 1, -1, -1):
-            if gh_steps is not None:
-                dh += gh_steps[k]
-            h, d = h_steps[k], d_steps[k]
-            if act == "tanh":
-                np.multiply(h, h, out=d)
-                np.subtract(1, d, out=d)
-                d *= dh
-            else:
-                np.multiply(dh, h > 0, out=d)
-            np.matmul(d, w, out=dh)  # δhₜ₋₁ (at k = 0: ∂L/∂h₀)
+        fk = _kernels(h_all, w)
+        if fk is not None:
+            fk.rnn_backward(h_all, w, _contiguous(grad_hs, dt), act == "relu", reverse, needs[1],
+                            dxg, dh)
+        else:
+            gemm_threads(batch * w.size)
+            for k in range(steps - 1, -1, -1):
+                if gh_steps is not None:
+                    dh += gh_steps[k]
+                h, d = h_steps[k], d_steps[k]
+                if act == "tanh":
+                    np.multiply(h, h, out=d)
+                    np.subtract(1, d, out=d)
+                    d *= dh
+                else:
+                    np.multiply(dh, h > 0, out=d)
+                np.matmul(d, w, out=dh)  # δhₜ₋₁ (at k = 0: ∂L/∂h₀)
         g_w = None
         if needs[2]:
             first, rest, prev = ((steps - 1, dxg[:-1], h_all[1:]) if reverse

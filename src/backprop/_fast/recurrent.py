@@ -1,0 +1,538 @@
+"""numba kernels of the recurrent layers (``ops.recurrent``): each runs a whole layer's time
+loop, forward or first-order backward, in one call.
+
+What they save over the NumPy loops: per step, NumPy's path pays the Python interpreter and
+about fifteen ufunc calls (each a fresh sweep over the gate arrays); here each step is one
+``h @ W_hhᵀ`` (numba's ``np.dot``, which calls SciPy's BLAS) and a few fused, vectorised
+passes over each batch row's gates, with no Python in between.
+
+Why the kernels are serial (no ``prange``): the rows of a batch never mix in a recurrent layer,
+so the batch could be cut into one block per thread with no synchronisation between steps, and
+that was tried: on the 2-core machine of docs/benchmarks.md, with other work running, two
+blocks on numba's OpenMP layer took 4x as long as one serial loop and two Python threads
+1.6x as long (concurrent calls into one OpenBLAS, on 16-row blocks). Large products still
+use every core: SciPy's BLAS gets the thread count ``backprop._blas`` gives NumPy's for the
+same product (one thread below ``LARGE_MACS`` multiply-adds), a size rule, never load.
+
+Why not numba's ``math.tanh``: it is a scalar libm call, about 60x slower than NumPy's SIMD
+tanh on float32 here, so ``_tanh`` is written from arithmetic LLVM vectorises (see there). It
+agrees with NumPy's tanh to 6 ulp in float32 and 3 in float64, and never overflows. σ(x) =
+(1 + tanh(x/2)) / 2, as the NumPy path computes it.
+
+The buffers and their layout (step order, time order) are exactly the NumPy path's, so either
+path's backward can follow either path's forward; each formula keeps the NumPy path's order of
+operations. Constants come from ``_consts(dtype)``: a float literal would make float32
+arithmetic float64.
+
+Needs SciPy (numba's ``np.dot`` binds SciPy's BLAS); without it ``HAS_BLAS`` is False and the
+ops keep their NumPy loops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+
+import numba
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+from backprop import _blas
+
+try:  # numba's np.dot is compiled against SciPy's BLAS (scipy.linalg.cython_blas)
+    import scipy.linalg.cython_blas  # noqa: F401
+
+    HAS_BLAS = True
+except ImportError:
+    HAS_BLAS = False
+
+# error_model="numpy": a float division may not raise ZeroDivisionError, so LLVM can vectorise
+# the gate loops (no divisor here can be 0). fastmath only as "contract": a·b + c may become one
+# fused multiply-add (rounded once instead of twice: still agreement to float rounding);
+# none of fastmath's reassociation or flushing of subnormals, which _jit.py rules out. Measured:
+# the LSTM layer's forward and backward 3-6% faster in float32, 8-11% in float64.
+_jit = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+
+_cache: dict = {}
+
+
+def _consts(dtype) -> np.ndarray:
+    """0, 1/2 and 1 in ``dtype``: a float literal in a kernel would make float32 arithmetic
+    float64 (numba types it as NumPy does)."""
+    dtype = np.dtype(dtype)
+    c = _cache.get(dtype)
+    if c is None:
+        c = _cache[dtype] = np.array([0.0, 0.5, 1.0], dtype)
+    return c
+
+
+@_jit
+def _load(c):
+    """The constants as a tuple of scalars: loop-invariant values LLVM keeps in registers (a
+    load from an array inside a loop that also stores to arrays would block vectorising)."""
+    return c[0], c[1], c[2]
+
+
+# --- tanh and σ, vectorisable ---
+
+# float32: Eigen's rational approximation (also MLIR's and ONNX Runtime's): odd degree-13 over
+# even degree-6 on [-7.9053, 7.9053]; outside, ±1 by a select (within 5 ulp of tanh there, and
+# exactly ±1 whether or not LLVM fuses the polynomial's multiply-adds); |x| < 4e-4 returns x
+# (there tanh(x) = x in float32, and the ratio's constant term is 2 ulp off 1)
+_F32_CLAMP, _F32_TINY = np.float32(7.90531110763549805), np.float32(0.0004)
+_F32_ALPHA = tuple(np.float32(v) for v in (
+    -2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
+    1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03))
+_F32_BETA = tuple(np.float32(v) for v in (
+    1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03))
+
+# float64: tanh(x) = -m / (2 + m), m = expm1(-2|x|) (no cancellation: m is accurate near 0),
+# expm1 by Cody-Waite reduction y = k ln2 + r, |r| <= ln2/2 (ln2 split as fdlibm, so k·ln2_hi
+# is exact) and its Taylor polynomial to degree 13 (error < 1e-17 there); |x| clamped at 20,
+# where tanh is 1 in float64, so k is in [-58, 0]
+_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+_INV_FACT = tuple(1 / math.factorial(j) for j in range(13, 1, -1))
+
+
+def _tanh(x):
+    """tanh of a float32 or float64 scalar, from arithmetic LLVM can vectorise (numba's
+    ``math.tanh`` is a scalar libm call); within 6 ulp of tanh in float32, 3 in float64."""
+    return np.tanh(x)
+
+
+@overload(_tanh)
+def _tanh_impl(x):
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+        a13, a11, a9, a7, a5, a3, a1 = _F32_ALPHA
+        b6, b4, b2, b0 = _F32_BETA
+        hi, lo, tiny = _F32_CLAMP, -_F32_CLAMP, _F32_TINY
+        one, minus_one = np.float32(1), np.float32(-1)
+
+        def tanh32(x):
+            v = hi if x > hi else x  # a NaN stays NaN
+            v = lo if v < lo else v
+            v2 = v * v
+            p = v2 * a13 + a11
+            p = v2 * p + a9
+            p = v2 * p + a7
+            p = v2 * p + a5
+            p = v2 * p + a3
+            p = v2 * p + a1
+            q = v2 * b6 + b4
+            q = v2 * q + b2
+            q = v2 * q + b0
+            t = v * p / q
+            t = one if x >= hi else t
+            t = minus_one if x <= lo else t
+            return x if abs(x) < tiny else t
+
+        return tanh32
+
+    c13, c12, c11, c10, c9, c8, c7, c6, c5, c4, c3, c2 = _INV_FACT
+    ln2_hi, ln2_lo, log2e = _LN2_HI, _LN2_LO, 1 / math.log(2)
+
+    def tanh64(x):
+        ax = min(abs(x), 20.0)
+        y = -(ax + ax)
+        kf = np.floor(y * log2e + 0.5)
+        r = (y - kf * ln2_hi) - kf * ln2_lo
+        q = c13 * r + c12
+        q = q * r + c11
+        q = q * r + c10
+        q = q * r + c9
+        q = q * r + c8
+        q = q * r + c7
+        q = q * r + c6
+        q = q * r + c5
+        q = q * r + c4
+        q = q * r + c3
+        q = q * r + c2
+        p = r + r * r * q  # expm1(r)
+        # 2^k from the bits of -k as a product of exact powers of two (no bit casts)
+        m = np.int64(-kf)
+        s = 1.0
+        s = s * 0.5 if m & 1 else s
+        s = s * 0.25 if m & 2 else s
+        s = s * 0.0625 if m & 4 else s
+        s = s * 2.0**-8 if m & 8 else s
+        s = s * 2.0**-16 if m & 16 else s
+        s = s * 2.0**-32 if m & 32 else s
+        em = s * p + (s - 1.0)  # expm1(y) = 2^k expm1(r) + 2^k - 1
+        t = -em / (2.0 + em)
+        return t if x >= 0.0 else -t
+
+    return tanh64
+
+
+@_jit
+def _sigmoid(x, k):
+    """σ(x) = tanh(x/2)/2 + 1/2, in the NumPy path's order of operations."""
+    return _tanh(x * k[1]) * k[1] + k[1]
+
+
+# --- SciPy's BLAS threads ---
+
+_scipy_blas = None  # threadpoolctl's controllers of the BLAS numba calls (SciPy's), once found
+
+
+def _find_scipy_blas() -> list:
+    try:
+        from threadpoolctl import ThreadpoolController
+
+        blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+    except Exception:  # threadpoolctl missing or unable to inspect: leave the BLAS alone
+        return []
+    # NumPy's own BLAS (under numpy.libs or numpy/) is _blas.py's business, not ours
+    return [c for c in blas if "numpy" not in os.path.dirname(c.filepath)]
+
+
+@contextlib.contextmanager
+def _blas_threads(macs: int):
+    """SciPy's BLAS on the thread count ``backprop._blas`` gives a product of ``macs``
+    multiply-adds (a size rule), for one kernel call; its own setting is restored after."""
+    global _scipy_blas
+    want = _blas.blas_threads_for(macs)
+    if want is None:  # the BLAS policy is "leave it alone"
+        yield
+        return
+    if _scipy_blas is None:
+        _scipy_blas = _find_scipy_blas()
+    before = [c.num_threads for c in _scipy_blas]
+    for c, n in zip(_scipy_blas, before):
+        if n != want:
+            c.set_num_threads(want)
+    try:
+        yield
+    finally:
+        for c, n in zip(_scipy_blas, before):
+            if n != want:
+                c.set_num_threads(n)
+
+
+# --- LSTM ---
+# The loops run over one batch row at a time, on 1-D views, each loop touching few arrays:
+# numba cannot tell LLVM that arrays do not overlap, so LLVM vectorises a loop only behind
+# runtime overlap checks, and gives up past about eight of them (one loop over all the
+# gates and states stayed scalar: 3x slower).
+
+
+@_jit
+def _lstm_forward(xg, h0, c0, w_hh, reverse, acts, cs, tcs, hs, consts):
+    k = _load(consts)
+    steps, batch, g4 = xg.shape
+    n = g4 // 4
+    w_t = w_hh.T
+    cs[0] = c0
+    hp = h0
+    for s in range(steps):
+        t = steps - 1 - s if reverse else s
+        a = acts[s]
+        np.dot(hp, w_t, a)
+        x, cp, cn, tc, h = xg[t], cs[s], cs[s + 1], tcs[s], hs[t]
+        for b in range(batch):
+            ar, xr = a[b], x[b]
+            for j in range(2 * n):
+                ar[j] = _sigmoid(ar[j] + xr[j], k)
+            for j in range(2 * n, 3 * n):
+                ar[j] = _tanh(ar[j] + xr[j])
+            for j in range(3 * n, g4):
+                ar[j] = _sigmoid(ar[j] + xr[j], k)
+            ai, af, ag, ao = ar[:n], ar[n : 2 * n], ar[2 * n : 3 * n], ar[3 * n :]
+            cpr, cnr, tcr, hr = cp[b], cn[b], tc[b], h[b]
+            for j in range(n):
+                cnr[j] = af[j] * cpr[j] + ai[j] * ag[j]
+            for j in range(n):
+                tcr[j] = _tanh(cnr[j])
+            for j in range(n):
+                hr[j] = ao[j] * tcr[j]
+        hp = h
+
+
+def lstm_forward(xg, h0, c0, w_hh, reverse, acts, cs, tcs, hs) -> None:
+    """LSTMLayer's forward into the NumPy path's buffers: acts (T, N, 4H) and tcs (T, N, H) in
+    step order, cs (T+1, N, H) the cell state entering each step (cs[T] the last), hs (T, N, H)
+    by time. xg (T, N, 4H), h0, c0 (N, H), w_hh (4H, H); all C-contiguous, one float dtype."""
+    with _blas_threads(h0.shape[0] * w_hh.size):
+        _lstm_forward(xg, h0, c0, w_hh, reverse, acts, cs, tcs, hs, _consts(xg.dtype))
+
+
+@_jit
+def _lstm_backward(acts, cs, tcs, w_hh, ghs, has_ghs, reverse, need_h0, dxg, dh, dc, consts):
+    k = _load(consts)
+    one = k[2]
+    steps, batch, g4 = acts.shape
+    n = g4 // 4
+    for s in range(steps - 1, -1, -1):
+        t = steps - 1 - s if reverse else s
+        a, cp, tc, d = acts[s], cs[s], tcs[s], dxg[t]
+        for b in range(batch):
+            ar, dr = a[b], d[b]
+            ai, af, ag, ao = ar[:n], ar[n : 2 * n], ar[2 * n : 3 * n], ar[3 * n :]
+            di, df, dg, do = dr[:n], dr[n : 2 * n], dr[2 * n : 3 * n], dr[3 * n :]
+            dhr, dcr, cpr, tcr = dh[b], dc[b], cp[b], tc[b]
+            if has_ghs:
+                ghr = ghs[t, b]
+                for j in range(n):
+                    dhr[j] += ghr[j]
+            for j in range(n):  # dc += ∂L/∂hₜ·o·(1 - tanh²cₜ)
+                dcr[j] += (one - tcr[j] * tcr[j]) * ao[j] * dhr[j]
+            for j in range(n):
+                i, g = ai[j], ag[j]
+                di[j] = (i - i * i) * g * dcr[j]
+                dg[j] = (one - g * g) * i * dcr[j]
+            for j in range(n):
+                f = af[j]
+                df[j] = (f - f * f) * cpr[j] * dcr[j]
+                dcr[j] *= f
+            for j in range(n):
+                o = ao[j]
+                do[j] = (o - o * o) * tcr[j] * dhr[j]
+        if s > 0 or need_h0:
+            np.dot(d, w_hh, dh)
+
+
+def lstm_backward(acts, cs, tcs, w_hh, grad_hs, reverse, need_h0, dxg, dh, dc) -> None:
+    """LSTMLayer's first-order BPTT from the forward's buffers: writes dxg (T, N, 4H, by time),
+    and turns dh, dc (N, H; on entry ∂L/∂h_T, ∂L/∂c_T) into ∂L/∂h₀ (only if ``need_h0``) and
+    ∂L/∂c₀. grad_hs (T, N, H) or None."""
+    has = grad_hs is not None
+    with _blas_threads(dh.shape[0] * w_hh.size):
+        _lstm_backward(acts, cs, tcs, w_hh, grad_hs if has else dh[None], has, reverse,
+                       need_h0, dxg, dh, dc, _consts(acts.dtype))
+
+
+# LSTMCellStep's kernels: the layer kernels above keep the same loops inline, because calling
+# these from them made the layer's forward 13% slower (measured; inlined or not)
+
+
+@_jit
+def _lstm_step_forward(a, x, cp, cn, tc, h, k):
+    """One step's gate arithmetic, in place: a (N, 4H) holds h W_hhᵀ on entry and the gates
+    [i f g o] on exit; writes c' = f·c + i·g into cn, tanh(c') into tc, h' = o·tanh(c') into h.
+    x: xg of the step (N, 4H); cp: c (N, H)."""
+    n = cp.shape[1]
+    for b in range(a.shape[0]):
+        ar, xr = a[b], x[b]
+        for j in range(2 * n):
+            ar[j] = _sigmoid(ar[j] + xr[j], k)
+        for j in range(2 * n, 3 * n):
+            ar[j] = _tanh(ar[j] + xr[j])
+        for j in range(3 * n, 4 * n):
+            ar[j] = _sigmoid(ar[j] + xr[j], k)
+        ai, af, ag, ao = ar[:n], ar[n : 2 * n], ar[2 * n : 3 * n], ar[3 * n :]
+        cpr, cnr, tcr, hr = cp[b], cn[b], tc[b], h[b]
+        for j in range(n):
+            cnr[j] = af[j] * cpr[j] + ai[j] * ag[j]
+        for j in range(n):
+            tcr[j] = _tanh(cnr[j])
+        for j in range(n):
+            hr[j] = ao[j] * tcr[j]
+
+
+@_jit
+def _lstm_step_backward(a, cp, tc, dh, dc, d, one):
+    """One step's gate gradients: with dh = ∂L/∂h' and dc = ∂L/∂c' (N, H), writes ∂L/∂pre into
+    d (N, 4H) and turns dc into ∂L/∂c = (dc + dh·o·(1 - tanh²c'))·f. a: the gates (N, 4H),
+    cp: c, tc: tanh(c')."""
+    n = cp.shape[1]
+    for b in range(a.shape[0]):
+        ar, dr = a[b], d[b]
+        ai, af, ag, ao = ar[:n], ar[n : 2 * n], ar[2 * n : 3 * n], ar[3 * n :]
+        di, df, dg, do = dr[:n], dr[n : 2 * n], dr[2 * n : 3 * n], dr[3 * n :]
+        dhr, dcr, cpr, tcr = dh[b], dc[b], cp[b], tc[b]
+        for j in range(n):  # dc += ∂L/∂h'·o·(1 - tanh²c')
+            dcr[j] += (one - tcr[j] * tcr[j]) * ao[j] * dhr[j]
+        for j in range(n):
+            i, g = ai[j], ag[j]
+            di[j] = (i - i * i) * g * dcr[j]
+            dg[j] = (one - g * g) * i * dcr[j]
+        for j in range(n):
+            f = af[j]
+            df[j] = (f - f * f) * cpr[j] * dcr[j]
+            dcr[j] *= f
+        for j in range(n):
+            o = ao[j]
+            do[j] = (o - o * o) * tcr[j] * dhr[j]
+
+
+@_jit
+def _lstm_cell_forward(a, xg, c, c_new, tc, h_new, consts):
+    _lstm_step_forward(a, xg, c, c_new, tc, h_new, _load(consts))
+
+
+def lstm_cell_forward(a, xg, c, c_new, tc, h_new) -> None:
+    """LSTMCellStep's gate arithmetic: a (N, 4H) = h W_hhᵀ on entry, the gates on exit;
+    writes c' (c_new), tanh(c') (tc) and h' (h_new), all (N, H). xg (N, 4H), c (N, H)."""
+    _lstm_cell_forward(a, xg, c, c_new, tc, h_new, _consts(a.dtype))
+
+
+@_jit
+def _lstm_cell_backward(a, c, tc, grad_h, dc, d_pre, consts):
+    _lstm_step_backward(a, c, tc, grad_h, dc, d_pre, _load(consts)[2])
+
+
+def lstm_cell_backward(a, c, tc, grad_h, dc, d_pre) -> None:
+    """LSTMCellStep's gate gradients: writes ∂L/∂pre into d_pre (N, 4H) and turns dc (N, H;
+    ∂L/∂c' on entry) into ∂L/∂c. a: the gates, c: the cell state in, tc: tanh(c')."""
+    _lstm_cell_backward(a, c, tc, grad_h, dc, d_pre, _consts(a.dtype))
+
+
+# --- GRU ---
+
+
+@_jit
+def _gru_forward(xg, h0, w_hh, b_hh, reverse, gates, hgn, h_prev, hs, consts):
+    k = _load(consts)
+    steps, batch, g3 = xg.shape
+    n = g3 // 3
+    w_t = w_hh.T
+    hg = np.empty((batch, g3), xg.dtype)
+    bn = b_hh[2 * n :]
+    hp = h0
+    for s in range(steps):
+        t = steps - 1 - s if reverse else s
+        np.dot(hp, w_t, hg)
+        a, x, hn, hq, h = gates[s], xg[t], hgn[s], h_prev[s], hs[t]
+        for b in range(batch):
+            ar, xr, hgr, hnr = a[b], x[b], hg[b], hn[b]
+            for j in range(2 * n):  # r, z
+                ar[j] = _sigmoid(xr[j] + (hgr[j] + b_hh[j]), k)
+            hgr_n, an, xn = hgr[2 * n :], ar[2 * n :], xr[2 * n :]
+            for j in range(n):
+                hnr[j] = hgr_n[j] + bn[j]
+            for j in range(n):  # n = tanh(xg_n + r·hg_n)
+                an[j] = _tanh(ar[j] * hnr[j] + xn[j])
+            az, hpr, hqr, hr = ar[n : 2 * n], hp[b], hq[b], h[b]
+            for j in range(n):
+                hqr[j] = hpr[j]
+            for j in range(n):  # h = n + z·(hₜ₋₁ - n)
+                hr[j] = (hqr[j] - an[j]) * az[j] + an[j]
+        hp = h
+
+
+def gru_forward(xg, h0, w_hh, b_hh, reverse, gates, hgn, h_prev, hs) -> None:
+    """GRULayer's forward into the NumPy path's buffers: gates (T, N, 3H: r, z activated, n),
+    hgn (T, N, H) and h_prev (T, N, H) in step order, hs (T, N, H) by time. xg (T, N, 3H),
+    h0 (N, H), w_hh (3H, H), b_hh (3H,) or None (then zeros: x + 0 is x)."""
+    if b_hh is None:
+        b_hh = np.zeros(w_hh.shape[0], w_hh.dtype)
+    with _blas_threads(h0.shape[0] * w_hh.size):
+        _gru_forward(xg, h0, w_hh, b_hh, reverse, gates, hgn, h_prev, hs, _consts(xg.dtype))
+
+
+@_jit
+def _gru_backward(gates, hgn, h_prev, w_hh, ghs, has_ghs, reverse, dxg, dhg, dh, consts):
+    k = _load(consts)
+    one = k[2]
+    steps, batch, g3 = gates.shape
+    n = g3 // 3
+    back = np.empty((batch, n), gates.dtype)
+    for s in range(steps - 1, -1, -1):
+        t = steps - 1 - s if reverse else s
+        a, hn, hq, d, e = gates[s], hgn[s], h_prev[s], dxg[t], dhg[s]
+        for b in range(batch):
+            ar, dr_, er = a[b], d[b], e[b]
+            ar_, az, an = ar[:n], ar[n : 2 * n], ar[2 * n :]
+            d_r, d_z, d_n = dr_[:n], dr_[n : 2 * n], dr_[2 * n :]
+            dhr, hnr, hqr = dh[b], hn[b], hq[b]
+            if has_ghs:
+                ghr = ghs[t, b]
+                for j in range(n):
+                    dhr[j] += ghr[j]
+            for j in range(n):  # dn = ∂L/∂hₜ·(1 - z)·(1 - n²)
+                d_n[j] = (one - az[j]) * dhr[j] * (one - an[j] * an[j])
+            for j in range(n):  # dz = ∂L/∂hₜ·(hₜ₋₁ - n)·z(1 - z)
+                z = az[j]
+                d_z[j] = (hqr[j] - an[j]) * dhr[j] * ((one - z) * z)
+            for j in range(n):  # dr = dn·hg_n·r(1 - r)
+                r = ar_[j]
+                d_r[j] = d_n[j] * hnr[j] * ((one - r) * r)
+            for j in range(2 * n):
+                er[j] = dr_[j]
+            e_n = er[2 * n :]
+            for j in range(n):
+                e_n[j] = d_n[j] * ar_[j]
+            for j in range(n):
+                dhr[j] *= az[j]
+        np.dot(e, w_hh, back)  # δhₜ₋₁ = ∂L/∂hₜ·z + ∂L/∂hg W_hh
+        for b in range(batch):
+            dhr, br = dh[b], back[b]
+            for j in range(n):
+                dhr[j] += br[j]
+
+
+def gru_backward(gates, hgn, h_prev, w_hh, grad_hs, reverse, dxg, dhg, dh) -> None:
+    """GRULayer's first-order BPTT: writes dxg (T, N, 3H, by time) and dhg (T, N, 3H, ∂L/∂hg
+    in step order), and turns dh (N, H; on entry ∂L/∂h_T) into ∂L/∂h₀."""
+    has = grad_hs is not None
+    with _blas_threads(dh.shape[0] * w_hh.size):
+        _gru_backward(gates, hgn, h_prev, w_hh, grad_hs if has else dh[None], has, reverse,
+                      dxg, dhg, dh, _consts(gates.dtype))
+
+
+# --- Elman RNN ---
+
+
+@_jit
+def _rnn_forward(xg, h0, w_hh, relu, reverse, hs, consts):
+    k = _load(consts)
+    zero = k[0]
+    steps, batch, n = xg.shape
+    w_t = w_hh.T
+    hp = h0
+    for s in range(steps):
+        t = steps - 1 - s if reverse else s
+        h, x = hs[t], xg[t]
+        np.dot(hp, w_t, h)
+        for b in range(batch):
+            hr, xr = h[b], x[b]
+            if relu:
+                for j in range(n):
+                    v = hr[j] + xr[j]
+                    hr[j] = zero if v < zero else v  # as np.maximum(v, 0): NaN stays NaN
+            else:
+                for j in range(n):
+                    hr[j] = _tanh(hr[j] + xr[j])
+        hp = h
+
+
+def rnn_forward(xg, h0, w_hh, relu, reverse, hs) -> None:
+    """RNNLayer's forward into hs (T, N, H, by time): hₜ = act(xgₜ + hₜ₋₁ W_hhᵀ), act relu if
+    ``relu`` else tanh. xg (T, N, H), h0 (N, H), w_hh (H, H)."""
+    with _blas_threads(h0.shape[0] * w_hh.size):
+        _rnn_forward(xg, h0, w_hh, relu, reverse, hs, _consts(xg.dtype))
+
+
+@_jit
+def _rnn_backward(hs, w_hh, ghs, has_ghs, relu, reverse, need_h0, dxg, dh, consts):
+    k = _load(consts)
+    zero, one = k[0], k[2]
+    steps, batch, n = hs.shape
+    for s in range(steps - 1, -1, -1):
+        t = steps - 1 - s if reverse else s
+        h, d = hs[t], dxg[t]
+        for b in range(batch):
+            dhr, hr, dr = dh[b], h[b], d[b]
+            if has_ghs:
+                ghr = ghs[t, b]
+                for j in range(n):
+                    dhr[j] += ghr[j]
+            if relu:
+                for j in range(n):  # as dh * (h > 0)
+                    dr[j] = dhr[j] * (one if hr[j] > zero else zero)
+            else:
+                for j in range(n):
+                    dr[j] = (one - hr[j] * hr[j]) * dhr[j]
+        if s > 0 or need_h0:
+            np.dot(d, w_hh, dh)
+
+
+def rnn_backward(hs, w_hh, grad_hs, relu, reverse, need_h0, dxg, dh) -> None:
+    """RNNLayer's first-order BPTT: writes dxg (T, N, H, by time) and turns dh (N, H; on entry
+    ∂L/∂h_T) into ∂L/∂h₀ (only if ``need_h0``)."""
+    has = grad_hs is not None
+    with _blas_threads(dh.shape[0] * w_hh.size):
+        _rnn_backward(hs, w_hh, grad_hs if has else dh[None], has, relu, reverse, need_h0, dxg,
+                      dh, _consts(hs.dtype))
