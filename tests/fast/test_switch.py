@@ -11,7 +11,8 @@ from backprop.backends import fast
 
 
 def _run(code: str, **env) -> str:
-    full = {**os.environ, **env}
+    full = {k: v for k, v in os.environ.items() if k != "BACKPROP_FAST"}  # unset unless given
+    full.update(env)
     return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True,
                           check=True).stdout.strip()
 
