@@ -366,6 +366,7 @@ class Tensor:
             acc = _function.accumulator(self)
             if acc._tensor_hooks is None:
                 acc._tensor_hooks = []
+            acc._hooked = True
             hooks = acc._tensor_hooks
         else:
             if node._hooks is None:
@@ -389,6 +390,7 @@ class Tensor:
         acc = _function.accumulator(self)
         if acc._post_acc_hooks is None:
             acc._post_acc_hooks = []
+        acc._hooked = True
         acc._post_acc_hooks.append(hook)
         return _RemovableHandle(acc._post_acc_hooks, hook)
 

@@ -199,10 +199,14 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
     _state.grad_enabled = create_graph
     _debug.in_backward = True
     _tasks.append(task)
+    # A leaf's AccumulateGrad runs inline, as soon as its last gradient arrives, unless
+    # something needs to see it as a node (capture, observers or its own hooks).
+    inline_leaves = capture is None and not observers
+    heappush, heappop = heapq.heappush, heapq.heappop
     try:
         adds = accumulate or capture is None
         while accs or ready:
-            node = accs.popleft() if accs else heapq.heappop(ready)[1]
+            node = accs.popleft() if accs else heappop(ready)[1]
             out_grads = buffers.pop(node, None)
             if node._fn is None:  # AccumulateGrad
                 if out_grads is None or out_grads[0] is None:
@@ -213,10 +217,18 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
                 if observers and adds:  # grad() captures, never adds
                     _observe(observers, node, (g,), ())
                 continue
-            n_in = len(node._next)
-            runs = useful is None or _executes(node, useful)
+            edges = node._next
+            if useful is not None and not _executes(node, useful):
+                # pruned: only capture what arrives, run nothing
+                if out_grads is not None:
+                    if node._hooked:
+                        _run_tensor_hooks(node, out_grads, create_graph)
+                    if node in targets:
+                        for output_nr, k in targets[node]:
+                            captured[k] = out_grads[output_nr]
+                continue
             if out_grads is None:  # no gradient arrived (e.g. a custom rule returned None)
-                in_grads = (None,) * n_in
+                in_grads = (None,) * len(edges)
             else:
                 hooked = node._hooked
                 if hooked:
@@ -224,19 +236,35 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
                 if capture is not None and node in targets:
                     for output_nr, k in targets[node]:
                         captured[k] = out_grads[output_nr]
-                if runs:
-                    if hooked and node._pre_hooks:
-                        out_grads = _run_pre_hooks(node._pre_hooks, out_grads)
-                    in_grads = _call_backward(node, out_grads, n_in)
-                    if hooked and node._post_hooks:
-                        in_grads = _run_post_hooks(node, in_grads, out_grads)
-                    if observers:
-                        _observe(observers, node, tuple(out_grads), in_grads)
-                    if not retain_graph:
-                        _release(node)
-            if not runs:
-                continue
-            for index, e in enumerate(node._next):
+                if hooked and node._pre_hooks:
+                    out_grads = _run_pre_hooks(node._pre_hooks, out_grads)
+                # _call_backward's common case, inlined: it runs once per node
+                if node._released or node._n_out > 1 or _debug.anomaly:
+                    in_grads = _call_backward(node, out_grads, len(edges))
+                else:
+                    in_grads = node._fn.backward(node, *out_grads)
+                    if type(in_grads) is not tuple:
+                        in_grads = (in_grads,)
+                    if len(in_grads) != len(edges):
+                        _count_error(node, len(in_grads), len(edges))
+                    for g in in_grads:
+                        if g is not None and type(g) is not Tensor:
+                            in_grads = _as_gradients(in_grads)
+                            break
+                if hooked and node._post_hooks:
+                    in_grads = _run_post_hooks(node, in_grads, out_grads)
+                if observers:
+                    _observe(observers, node, tuple(out_grads), in_grads)
+                if not retain_graph:
+                    # _release, inlined
+                    if node._saved is not None:
+                        node._saved = None
+                        node._released = True
+                    for v in node.__dict__.values():
+                        if type(v) is np.ndarray:
+                            _release_attrs(node)
+                            break
+            for index, e in enumerate(edges):
                 if e is None:
                     continue
                 fn = e[0]
@@ -249,6 +277,19 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
                         g = _fix_shape(node, index, e[2], g)
                     if gd.dtype is not e[3] and e[3].kind in "fc":
                         g = g.to(e[3])
+                left = deps[fn] - 1
+                deps[fn] = left
+                if left == 0 and fn._fn is None and inline_leaves and not fn._hooked:
+                    buf = buffers.pop(fn, None)
+                    if buf is not None:  # earlier edges delivered part of it
+                        old = buf[0]
+                        g = old if g is None else (g if old is None else old + g)
+                    if g is not None:
+                        leaf = fn._leaf()
+                        if leaf is not None:
+                            _finish_leaf(leaf, g, create_graph, handed)
+                    continue
+                if g is not None:
                     # _add_to_buffer, inlined: this runs once per edge
                     buf = buffers.get(fn)
                     if buf is None:
@@ -256,13 +297,11 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
                     old = buf[e[1]]
                     # out of place: g may be shared with another input's gradient
                     buf[e[1]] = g if old is None else old + g
-                left = deps[fn] - 1
-                deps[fn] = left
                 if left == 0:
                     if fn._fn is None:
                         accs.append(fn)
                     else:
-                        heapq.heappush(ready, (-fn._seq, fn))
+                        heappush(ready, (-fn._seq, fn))
         callbacks = task.callbacks
         while callbacks:
             callbacks.pop(0)()
@@ -410,23 +449,29 @@ def _call_backward(node, out_grads: list, n_in: int) -> tuple:
     if not isinstance(result, tuple):
         result = (result,)
     if len(result) != n_in:
-        raise RuntimeError(
-            f"{node._fn.__name__}.backward returned {len(result)} gradients, but forward took "
-            f"{n_in} positional inputs; return one per input (None where there is none)"
-        )
+        _count_error(node, len(result), n_in)
     for g in result:
         if g is not None and not isinstance(g, Tensor):
+            result = _as_gradients(result)
             break
-    else:
-        g = None
-    if g is not None:  # a custom rule returned arrays or numbers: wrap them
-        result = tuple(
-            _wrap(np.asarray(g), False, None, 0) if g is not None and not isinstance(g, Tensor)
-            else g for g in result
-        )
     if _debug.anomaly:
         _check_finite(node._fn, "backward", result, node._trace)
     return result
+
+
+def _count_error(node, got: int, n_in: int) -> None:
+    raise RuntimeError(
+        f"{node._fn.__name__}.backward returned {got} gradients, but forward took "
+        f"{n_in} positional inputs; return one per input (None where there is none)"
+    )
+
+
+def _as_gradients(result: tuple) -> tuple:
+    """A custom rule returned arrays or numbers: wrap them."""
+    return tuple(
+        _wrap(np.asarray(g), False, None, 0) if g is not None and not isinstance(g, Tensor)
+        else g for g in result
+    )
 
 
 def _fix_shape(node, index: int, shape: tuple, g: Tensor) -> Tensor:
@@ -435,7 +480,8 @@ def _fix_shape(node, index: int, shape: tuple, g: Tensor) -> Tensor:
     gshape = g.shape
     lead = len(gshape) - len(shape)
     # (np.broadcast_shapes says the same but costs more than the sum itself on small arrays)
-    if lead >= 0 and all(s == 1 or s == gs for s, gs in zip(shape, gshape[lead:])):
+    if lead >= 0 and (gshape[lead:] == shape  # a bias: only leading dimensions were added
+                      or all(s == 1 or s == gs for s, gs in zip(shape, gshape[lead:]))):
         if _state.grad_enabled or _debug.recorders:  # create_graph, or a recorded step: an op
             return _shape_ops.sum_to(g, shape)
         return _wrap(_shape_ops.sum_to_array(g.data, shape), False, None, 0)
@@ -451,13 +497,18 @@ def _release(node) -> None:
     if node._saved is not None:
         node._saved = None
         node._released = True
+    for v in node.__dict__.values():
+        if type(v) is np.ndarray:
+            _release_attrs(node)
+            break
+
+
+def _release_attrs(node) -> None:
+    """Drop the arrays among the attributes the op's forward set (and rare engine flags)."""
     d = node.__dict__
-    if d:  # the op's own attributes (and rare engine flags): drop the arrays among them
-        arrays = [k for k, v in d.items() if type(v) is np.ndarray]
-        if arrays:
-            for k in arrays:
-                del d[k]
-            node._released = True
+    for k in [k for k, v in d.items() if type(v) is np.ndarray]:
+        del d[k]
+    node._released = True
 
 
 def _clone(g: Tensor) -> Tensor:

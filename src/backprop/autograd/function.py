@@ -46,7 +46,7 @@ import numpy as np
 
 from backprop.autograd.grad_mode import _debug, _state, no_grad
 from backprop.errors import ShapeError
-from backprop.tensor import Tensor, _RemovableHandle, _wrap
+from backprop.tensor import Tensor, _new, _RemovableHandle, _wrap
 
 _registry: dict[str, type[Function]] = {}
 """Every built-in op (a Function defined in ``backprop.ops``) by class name; tests check it."""
@@ -215,8 +215,9 @@ class AccumulateGrad:
     owns this node, not the other way round.
     """
 
+    # _hooked: a hook of any kind was registered (the engine's fast path checks this one flag)
     __slots__ = ("_leaf", "_tensor_hooks", "_post_acc_hooks", "_pre_hooks", "_post_hooks",
-                 "__weakref__")
+                 "_hooked", "__weakref__")
     _seq = float("inf")  # run as soon as ready, as PyTorch does
     _n_out = 1
     needs_input_grad = ()
@@ -227,6 +228,7 @@ class AccumulateGrad:
         self._leaf = weakref.ref(leaf)
         self._tensor_hooks = self._post_acc_hooks = None
         self._pre_hooks = self._post_hooks = None
+        self._hooked = False
 
     @property
     def variable(self) -> Tensor | None:
@@ -265,6 +267,7 @@ class AccumulateGrad:
         """Call ``hook(grad_inputs, grad_outputs)`` after the gradient was accumulated."""
         if self._post_hooks is None:
             self._post_hooks = []
+        self._hooked = True
         self._post_hooks.append(hook)
         return _RemovableHandle(self._post_hooks, hook)
 
@@ -272,6 +275,7 @@ class AccumulateGrad:
         """Call ``hook(grad_outputs)`` before accumulating; a non-None return replaces it."""
         if self._pre_hooks is None:
             self._pre_hooks = []
+        self._hooked = True
         self._pre_hooks.append(hook)
         return _RemovableHandle(self._pre_hooks, hook)
 
@@ -350,38 +354,74 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run the op on Tensors (and plain values) and record it in the graph when needed."""
-        # This runs for every op of every step, forward and backward: keep it lean.
+        # This runs for every op of every step, forward and backward: keep it lean (the
+        # common cases are inlined; the rest lives in the helpers below).
         if kwargs and not cls._builtin:
             for v in kwargs.values():
                 if isinstance(v, Tensor):
                     _refuse_keyword(cls, kwargs)
         arrays = []
         record = consts = False
-        for a in args:
-            if isinstance(a, Tensor):
-                if a._base is not None:
-                    a._refresh_view()
-                arrays.append(a.data)
-                if a._requires_grad:
-                    record = True
+        if _state.grad_enabled:
+            # one pass: the arrays, and the edges in case the op is recorded (where each input's
+            # gradient goes, with its shape and dtype)
+            edges = []
+            needs = []
+            for a in args:
+                if isinstance(a, Tensor):
+                    if a._base is not None:
+                        a._refresh_view()
+                    d = a.data
+                    arrays.append(d)
+                    if a._requires_grad:
+                        record = True
+                        fn = a._grad_fn
+                        if fn is None:
+                            try:
+                                fn = a._accum
+                            except AttributeError:
+                                fn = accumulator(a)
+                        edges.append((fn, a._output_nr, d.shape, d.dtype))
+                        needs.append(True)
+                    else:
+                        edges.append((None, 0, d.shape, d.dtype))
+                        needs.append(False)
+                else:
+                    consts = True
+                    arrays.append(_weak_scalar(a))
+                    edges.append(None)
+                    needs.append(False)
+            ctx = Context()
+            if record:
+                ctx._next = tuple(edges)
+                ctx.needs_input_grad = tuple(needs)
             else:
-                consts = True
-                if isinstance(a, np.generic) or (type(a) is np.ndarray and a.ndim == 0):
-                    # NumPy scalars and 0-d arrays count as Python numbers (PyTorch's weak
-                    # scalars): under NEP 50 an np.float64 would make a float32 result float64
-                    a = a.item()
-                arrays.append(a)
-        ctx = Context()
-        if record:
-            if _state.grad_enabled:
-                ctx._next, ctx.needs_input_grad = _edges(args)
-            else:
-                record = False
-                ctx.needs_input_grad = tuple(
-                    [isinstance(a, Tensor) and a._requires_grad for a in args])
+                n = len(args)
+                ctx.needs_input_grad = _NO_GRAD[n] if n < 8 else (False,) * n
         else:
-            n = len(args)
-            ctx.needs_input_grad = _NO_GRAD[n] if n < 8 else (False,) * n
+            needs = []
+            for a in args:
+                if isinstance(a, Tensor):
+                    if a._base is not None:
+                        a._refresh_view()
+                    arrays.append(a.data)
+                    if a._requires_grad:
+                        record = True
+                        needs.append(True)
+                    else:
+                        needs.append(False)
+                else:
+                    consts = True
+                    arrays.append(_weak_scalar(a))
+                    needs.append(False)
+            ctx = Context()
+            # not recorded (grad mode is off), but forward may ask, as in PyTorch
+            if record:
+                record = False
+                ctx.needs_input_grad = tuple(needs)
+            else:
+                n = len(args)
+                ctx.needs_input_grad = _NO_GRAD[n] if n < 8 else (False,) * n
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
         except ValueError as e:
@@ -396,38 +436,50 @@ class Function:
             raw = out
             if type(out) is not np.ndarray:
                 out = _as_array(cls, out)  # NumPy returns scalars for 0-d results
-            # memory shared with an input (a NumPy view, or the input returned as is) means a
-            # shared version counter; checked before any cast
-            shared = out.base is not None or (arrays and out is arrays[0])
             dt = out.dtype
+            shared = False
             if dt is _F64 and not cls.sets_dtype and not _has_float64(arrays):
                 out = out.astype(np.float32)  # int inputs give float32, as PyTorch
                 dt = _F32
-                shared = False
+            elif out.base is not None or (arrays and out is arrays[0]):
+                # memory shared with an input (a NumPy view, or the input returned as is)
+                # means a shared version counter; a first-order backward's own temporaries
+                # need no such bookkeeping: nothing saves them and no user code holds them
+                shared = record or not _debug.in_backward
             if _debug.anomaly:
                 _check_finite(cls, "forward", out)
-            if not record or (dt is not _F32 and dt.kind not in "fc"):
-                result = _wrap(out, False, None, 0)
+            # _wrap, inlined (a call per op saved)
+            result = _new(Tensor)
+            result.data = out
+            result._output_nr = 0
+            result.grad = None
+            result._vc = None
+            result._base = None
+            if record and dt is not _F32 and dt.kind not in "fc":
+                record = False  # integer and bool results carry no gradient
+            if not record:
+                result._requires_grad = False
+                result._grad_fn = None
             else:
+                result._requires_grad = True
+                result._grad_fn = ctx
                 ctx._fn = cls
                 ctx._attrs = kwargs
                 ctx._seq = next(_sequence)
                 ctx._out_meta = ((out.shape, dt),)
                 if _debug.anomaly:
                     ctx._trace = traceback.extract_stack()[:-1]
-                result = _wrap(out, True, ctx, 0)
-                ctx._saved = _pack_saved(ctx, args, arrays, (out,), (raw,), (result,)) \
-                    if ctx._to_save else None
                 if consts:
                     _keep_consts(ctx, args)
-            if shared and (record or not _debug.in_backward):
-                # (a first-order backward's own temporaries need no view bookkeeping: nothing
-                # saves them and no user code holds them)
-                x = args[0] if args else None
+            if shared:
+                x = args[0]
                 if cls.is_view and isinstance(x, Tensor) and _shares(out, arrays[0]):
                     _make_view(result, x, cls, kwargs, None)
                 else:
                     _share_version(result, out, args, arrays)
+            if record:
+                ctx._saved = _pack_saved(ctx, args, arrays, (out,), (raw,), (result,)) \
+                    if ctx._to_save else None
         if _debug.recorders:
             _record(cls, args, kwargs, result)
         return result
@@ -438,6 +490,14 @@ _F64 = np.dtype(np.float64)
 
 
 _NO_GRAD = [(False,) * n for n in range(8)]
+
+
+def _weak_scalar(a):
+    # NumPy scalars and 0-d arrays count as Python numbers (PyTorch's weak scalars): under
+    # NEP 50 an np.float64 would make a float32 result float64
+    if isinstance(a, np.generic) or (type(a) is np.ndarray and a.ndim == 0):
+        return a.item()
+    return a
 
 
 def _refuse_keyword(cls, kwargs) -> None:
