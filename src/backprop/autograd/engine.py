@@ -42,12 +42,15 @@ class GraphTask:
         callbacks: functions to run once when the pass ends (``graph.queue_callback``).
     """
 
-    def __init__(self, create_graph: bool) -> None:
+    __slots__ = ("create_graph", "callbacks", "deps", "useful", "state", "_roots")
+
+    def __init__(self, create_graph: bool, roots: list) -> None:
         self.create_graph = create_graph
         self.callbacks: list = []
         self.deps: dict = {}
         self.useful: dict | None = None  # pruned runs: node -> on a path to a requested input
         self.state: dict = {}  # per-task scratch space for hooks (multi-grad hooks)
+        self._roots = roots  # the roots' nodes (a few: a list is searched fastest)
 
     def will_run(self, node) -> bool:
         """True if ``node`` receives a gradient in this pass (it is reachable, and on a path
@@ -76,7 +79,8 @@ def _seed(root: Tensor, grad, create_graph: bool) -> Tensor:
                 f"gradient must be given: pass gradient= (a tensor of shape {root.shape}, e.g. "
                 "backprop.ones_like(y)), or reduce first, e.g. y.sum().backward()"
             )
-        return _wrap(np.ones_like(root.data), False, None, 0)
+        # (np.ones_like costs a microsecond more: it goes through empty_like and copyto)
+        return _wrap(np.ones(root.data.shape, root.data.dtype), False, None, 0)
     if not isinstance(grad, Tensor):
         grad = _wrap(np.asarray(grad, dtype=root.data.dtype), False, None, 0)
     if grad.shape != root.shape:
@@ -133,7 +137,6 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
     grads = _as_tuple(grad_roots) if grad_roots is not None else (None,) * len(roots)
     if len(grads) != len(roots):
         raise RuntimeError(f"got {len(roots)} outputs but {len(grads)} gradients for them")
-    task = GraphTask(create_graph)
     buffers: dict = {}
     handed: set = set()  # ids of arrays that a leaf's .grad may not own (see _finish_leaf)
     root_nodes = []
@@ -151,7 +154,7 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
         node = _node_of(root)
         _add_to_buffer(buffers, node, root._output_nr, g)
         root_nodes.append(node)
-    task._roots = set(root_nodes)
+    task = GraphTask(create_graph, root_nodes)
 
     # targets of a pruned run: node -> [(output_nr, k)]; leaves are reached through their
     # AccumulateGrad nodes, which run only when accumulating
@@ -203,10 +206,18 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
     # something needs to see it as a node (capture, observers or its own hooks).
     inline_leaves = capture is None and not observers
     heappush, heappop = heapq.heappush, heapq.heappop
+    # while exactly one node is ready (a chain: the common case) it waits here, not in the heap
+    nxt = None
     try:
         adds = accumulate or capture is None
-        while accs or ready:
-            node = accs.popleft() if accs else heappop(ready)[1]
+        while accs or ready or nxt is not None:
+            if accs:
+                node = accs.popleft()
+            elif nxt is not None:
+                node = nxt
+                nxt = None
+            else:
+                node = heappop(ready)[1]
             out_grads = buffers.pop(node, None)
             if node._fn is None:  # AccumulateGrad
                 if out_grads is None or out_grads[0] is None:
@@ -300,7 +311,12 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
                 if left == 0:
                     if fn._fn is None:
                         accs.append(fn)
+                    elif nxt is None and not ready:
+                        nxt = fn
                     else:
+                        if nxt is not None:
+                            heappush(ready, (-nxt._seq, nxt))
+                            nxt = None
                         heappush(ready, (-fn._seq, fn))
         callbacks = task.callbacks
         while callbacks:

@@ -125,7 +125,7 @@ class Context:
                     "the first backward() (or autograd.grad()) to keep them."
                 )
             return ()
-        return tuple([_unpack(self, entry) for entry in saved])
+        return _unpack_all(self, saved)
 
     def _raise_modified(self, what: str, shape, vc: list, expected: int) -> None:
         where = _format_trace(self._trace)
@@ -361,7 +361,8 @@ class Function:
                 if isinstance(v, Tensor):
                     _refuse_keyword(cls, kwargs)
         arrays = []
-        record = consts = False
+        record = False
+        consts = None  # {input index: value} of the positional inputs that are not Tensors
         if _state.grad_enabled:
             # one pass: the arrays, and the edges in case the op is recorded (where each input's
             # gradient goes, with its shape and dtype)
@@ -387,7 +388,9 @@ class Function:
                         edges.append((None, 0, d.shape, d.dtype))
                         needs.append(False)
                 else:
-                    consts = True
+                    if consts is None:
+                        consts = {}
+                    consts[len(arrays)] = a
                     arrays.append(_weak_scalar(a))
                     edges.append(None)
                     needs.append(False)
@@ -411,7 +414,6 @@ class Function:
                     else:
                         needs.append(False)
                 else:
-                    consts = True
                     arrays.append(_weak_scalar(a))
                     needs.append(False)
             ctx = Context()
@@ -469,8 +471,8 @@ class Function:
                 ctx._out_meta = ((out.shape, dt),)
                 if _debug.anomaly:
                     ctx._trace = traceback.extract_stack()[:-1]
-                if consts:
-                    _keep_consts(ctx, args)
+                if consts is not None:
+                    ctx._consts = consts
             if shared:
                 x = args[0]
                 if cls.is_view and isinstance(x, Tensor) and _shares(out, arrays[0]):
@@ -478,7 +480,7 @@ class Function:
                 else:
                     _share_version(result, out, args, arrays)
             if record:
-                ctx._saved = _pack_saved(ctx, args, arrays, (out,), (raw,), (result,)) \
+                ctx._saved = _pack_single(ctx, args, arrays, out, raw, result) \
                     if ctx._to_save else None
         if _debug.recorders:
             _record(cls, args, kwargs, result)
@@ -723,6 +725,43 @@ def _pack_saved(ctx, args, arrays, outs, raw_outs, out_tensors) -> tuple:
     return tuple(packed)
 
 
+def _pack_single(ctx, args, arrays, out, raw, result) -> tuple:
+    """``_pack_saved`` for an op with one output (most ops), its common entries inlined."""
+    if _debug.saved_hooks:
+        return _pack_saved(ctx, args, arrays, (out,), (raw,), (result,))
+    packed = []
+    for obj in ctx.__dict__.pop("_to_save"):
+        if isinstance(obj, Tensor):
+            obj = obj.data
+        if obj is out or obj is raw:
+            vc = result._vc
+            if vc is None:
+                vc = result._vc = [0, None]
+            # a weak reference: the node must not keep its own output alive
+            packed.append((_OUTPUT, 0, weakref.ref(result), out, vc, vc[0]))
+            continue
+        i = 0
+        for arr in arrays:
+            if arr is obj:  # identity: a Python number equal to an input is a constant
+                a = args[i]
+                if isinstance(a, Tensor):
+                    vc = a._vc
+                    if vc is None:
+                        vc = a._vc = [0, None]
+                    if a._grad_fn is None and a._requires_grad:
+                        packed.append((_LEAF, i, a, vc, vc[0]))
+                    else:
+                        packed.append((_INPUT, i, obj, vc, vc[0], a._grad_fn, a._output_nr,
+                                       a._requires_grad))
+                    break
+                packed.append((_CONST, obj))
+                break
+            i += 1
+        else:
+            packed.append((_CONST, obj))
+    return tuple(packed)
+
+
 def _save_input(i: int, t: Tensor, hooks):
     if hooks:
         pack, unpack = hooks[-1]
@@ -746,35 +785,44 @@ def _save_output(ctx, j: int, t: Tensor, arr: np.ndarray, hooks):
     return (_OUTPUT, j, weakref.ref(t), arr, vc, vc[0])
 
 
-def _unpack(node, entry):
-    kind = entry[0]
-    if kind == _INPUT:
-        _, i, arr, vc, ver, fn, nr, rg = entry
-        if vc[0] != ver:
-            node._raise_modified(f"input {i}", arr.shape, vc, ver)
-        t = _wrap(arr, rg, fn, nr)
-        t._vc = vc
-        return t
-    if kind == _LEAF:
-        _, i, t, vc, ver = entry
-        if vc[0] != ver:
-            node._raise_modified(f"input {i}", t.data.shape, vc, ver)
-        return t
-    if kind == _OUTPUT:
-        _, j, ref, arr, vc, ver = entry
-        if vc[0] != ver:
-            node._raise_modified(f"output {j}", arr.shape, vc, ver)
-        t = ref()
-        if t is None or t._grad_fn is not node:  # the output died: rebuild it on this node
-            t = _wrap(arr, True, node, j)
+def _unpack_all(node, saved: tuple) -> tuple:
+    """The saved values as Tensors, each checked against the version it was saved at."""
+    values = []
+    for entry in saved:
+        kind = entry[0]
+        if kind == _LEAF:
+            _, i, t, vc, ver = entry
+            if vc[0] != ver:
+                node._raise_modified(f"input {i}", t.data.shape, vc, ver)
+        elif kind == _INPUT:
+            _, i, arr, vc, ver, fn, nr, rg = entry
+            if vc[0] != ver:
+                node._raise_modified(f"input {i}", arr.shape, vc, ver)
+            # _wrap, inlined: this runs for most saved values of every backward
+            t = _new(Tensor)
+            t.data = arr
+            t._requires_grad = rg
+            t._grad_fn = fn
+            t._output_nr = nr
+            t.grad = None
             t._vc = vc
-        return t
-    if kind == _PACKED:
-        return entry[2](entry[1])
-    value = entry[1]
-    if type(value) is np.ndarray:
-        return _wrap(value, False, None, 0)
-    return value
+            t._base = None
+        elif kind == _OUTPUT:
+            _, j, ref, arr, vc, ver = entry
+            if vc[0] != ver:
+                node._raise_modified(f"output {j}", arr.shape, vc, ver)
+            t = ref()
+            if t is None or t._grad_fn is not node:  # the output died: rebuild it on this node
+                t = _wrap(arr, True, node, j)
+                t._vc = vc
+        elif kind == _PACKED:
+            t = entry[2](entry[1])
+        else:
+            t = entry[1]
+            if type(t) is np.ndarray:
+                t = _wrap(t, False, None, 0)
+        values.append(t)
+    return tuple(values)
 
 
 # --- checks ------------------------------------------------------------------------------

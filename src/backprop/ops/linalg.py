@@ -72,10 +72,13 @@ def matmul(input, other) -> Tensor:
         >>> (bp.ones(2, 3) @ bp.ones(3)).shape
         (2,)
     """
-    try:
-        mixed = input.dtype is not other.dtype  # (the full check only when it can fail)
-    except AttributeError:  # a Python number or list: apply converts it
-        mixed = False
+    if isinstance(input, Tensor) and isinstance(other, Tensor):
+        mixed = input.data.dtype is not other.data.dtype  # (the full check only when it can fail)
+    else:
+        try:
+            mixed = input.dtype is not other.dtype
+        except AttributeError:  # a Python number or list: apply converts it
+            mixed = False
     if mixed:
         check_same_dtype("matmul", input, other)
     try:
