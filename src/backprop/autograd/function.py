@@ -78,6 +78,7 @@ class Context:
     # defaults that an instance only overrides when it needs to, in its __dict__, next to the
     # attributes the op's forward sets (which backward frees if they are arrays).
     # _next: per positional input, (node | None, output_nr, shape, dtype), or None.
+    # _out_meta: (shape, dtype) of the output; with several outputs, a tuple of those.
     __slots__ = ("needs_input_grad", "_next", "_fn", "_attrs", "_seq", "_out_meta", "_saved",
                  "__dict__", "__weakref__")
     _consts = None  # {input index: value} for positional inputs that are not Tensors
@@ -116,7 +117,10 @@ class Context:
     @property
     def saved_tensors(self) -> tuple:
         """The values saved by ``save_for_backward``, as Tensors (non-arrays are returned as is)."""
-        saved = getattr(self, "_saved", None)
+        try:
+            saved = self._saved
+        except AttributeError:  # a ctx that was never recorded
+            saved = None
         if saved is None:
             if self._released:
                 raise RuntimeError(
@@ -125,7 +129,43 @@ class Context:
                     "the first backward() (or autograd.grad()) to keep them."
                 )
             return ()
-        return _unpack_all(self, saved)
+        # each value checked against the version it was saved at
+        values = []
+        for entry in saved:
+            kind = entry[0]
+            if kind == _LEAF:
+                _, i, t, vc, ver = entry
+                if vc[0] != ver:
+                    self._raise_modified(f"input {i}", t.data.shape, vc, ver)
+            elif kind == _INPUT:
+                _, i, arr, vc, ver, fn, nr, rg = entry
+                if vc[0] != ver:
+                    self._raise_modified(f"input {i}", arr.shape, vc, ver)
+                # _wrap, inlined: this runs for most saved values of every backward
+                t = _new(Tensor)
+                t.data = arr
+                t._requires_grad = rg
+                t._grad_fn = fn
+                t._output_nr = nr
+                t.grad = None
+                t._vc = vc
+                t._base = None
+            elif kind == _OUTPUT:
+                _, j, ref, arr, vc, ver = entry
+                if vc[0] != ver:
+                    self._raise_modified(f"output {j}", arr.shape, vc, ver)
+                t = ref()
+                if t is None or t._grad_fn is not self:  # the output died: rebuild it here
+                    t = _wrap(arr, True, self, j)
+                    t._vc = vc
+            elif kind == _PACKED:
+                t = entry[2](entry[1])
+            else:
+                t = entry[1]
+                if type(t) is np.ndarray:
+                    t = _wrap(t, False, None, 0)
+            values.append(t)
+        return tuple(values)
 
     def _raise_modified(self, what: str, shape, vc: list, expected: int) -> None:
         where = _format_trace(self._trace)
@@ -168,6 +208,8 @@ class Context:
     @property
     def output_metadata(self) -> tuple:
         """A ``TensorMeta(shape, dtype)`` per output."""
+        if self._n_out == 1:
+            return (TensorMeta(*self._out_meta),)
         return tuple(TensorMeta(s, d) for s, d in self._out_meta)
 
     @property
@@ -391,7 +433,7 @@ class Function:
                     if consts is None:
                         consts = {}
                     consts[len(arrays)] = a
-                    arrays.append(_weak_scalar(a))
+                    arrays.append(a if type(a) is float or type(a) is int else _weak_scalar(a))
                     edges.append(None)
                     needs.append(False)
             ctx = Context()
@@ -414,7 +456,7 @@ class Function:
                     else:
                         needs.append(False)
                 else:
-                    arrays.append(_weak_scalar(a))
+                    arrays.append(a if type(a) is float or type(a) is int else _weak_scalar(a))
                     needs.append(False)
             ctx = Context()
             # not recorded (grad mode is off), but forward may ask, as in PyTorch
@@ -468,7 +510,7 @@ class Function:
                 ctx._fn = cls
                 ctx._attrs = kwargs
                 ctx._seq = next(_sequence)
-                ctx._out_meta = ((out.shape, dt),)
+                ctx._out_meta = (out.shape, dt)  # (one output: not a tuple of them)
                 if _debug.anomaly:
                     ctx._trace = traceback.extract_stack()[:-1]
                 if consts is not None:
@@ -591,7 +633,8 @@ def _wrap_outputs(cls, ctx, args, arrays, raw_outs, record, kwargs):
         ctx._attrs = kwargs
         ctx._seq = next(_sequence)
         ctx._n_out = len(outs)
-        ctx._out_meta = tuple((o.shape, o.dtype) for o in outs)
+        ctx._out_meta = tuple((o.shape, o.dtype) for o in outs) if len(outs) > 1 else \
+            (outs[0].shape, outs[0].dtype)
         if _debug.anomaly:
             ctx._trace = traceback.extract_stack()[:-2]
         if any(not isinstance(a, Tensor) for a in args):
@@ -783,46 +826,6 @@ def _save_output(ctx, j: int, t: Tensor, arr: np.ndarray, hooks):
         vc = t._vc = [0, None]
     # a weak reference: the node must not keep its own output alive
     return (_OUTPUT, j, weakref.ref(t), arr, vc, vc[0])
-
-
-def _unpack_all(node, saved: tuple) -> tuple:
-    """The saved values as Tensors, each checked against the version it was saved at."""
-    values = []
-    for entry in saved:
-        kind = entry[0]
-        if kind == _LEAF:
-            _, i, t, vc, ver = entry
-            if vc[0] != ver:
-                node._raise_modified(f"input {i}", t.data.shape, vc, ver)
-        elif kind == _INPUT:
-            _, i, arr, vc, ver, fn, nr, rg = entry
-            if vc[0] != ver:
-                node._raise_modified(f"input {i}", arr.shape, vc, ver)
-            # _wrap, inlined: this runs for most saved values of every backward
-            t = _new(Tensor)
-            t.data = arr
-            t._requires_grad = rg
-            t._grad_fn = fn
-            t._output_nr = nr
-            t.grad = None
-            t._vc = vc
-            t._base = None
-        elif kind == _OUTPUT:
-            _, j, ref, arr, vc, ver = entry
-            if vc[0] != ver:
-                node._raise_modified(f"output {j}", arr.shape, vc, ver)
-            t = ref()
-            if t is None or t._grad_fn is not node:  # the output died: rebuild it on this node
-                t = _wrap(arr, True, node, j)
-                t._vc = vc
-        elif kind == _PACKED:
-            t = entry[2](entry[1])
-        else:
-            t = entry[1]
-            if type(t) is np.ndarray:
-                t = _wrap(t, False, None, 0)
-        values.append(t)
-    return tuple(values)
 
 
 # --- checks ------------------------------------------------------------------------------

@@ -357,7 +357,7 @@ def _shape_args(op, shape) -> tuple:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     try:
-        return tuple(int(s) for s in shape)
+        return tuple(map(int, shape))  # (map: a generator costs more than the ints on the hot path)
     except TypeError:
         raise TypeError(f"{op}: sizes must be ints, got {shape!r}") from None
 
