@@ -77,7 +77,8 @@ class Context:
     # What every recorded node has lives in slots (set by apply); the rest are class-level
     # defaults that an instance only overrides when it needs to, in its __dict__, next to the
     # attributes the op's forward sets (which backward frees if they are arrays).
-    # _next: per positional input, (node | None, output_nr, shape, dtype), or None.
+    # _next: per positional input, (node | None, output_nr, shape, dtype), or None (a list or
+    # a tuple, never changed once recorded).
     # _out_meta: (shape, dtype) of the output; with several outputs, a tuple of those.
     __slots__ = ("needs_input_grad", "_next", "_fn", "_attrs", "_seq", "_out_meta", "_saved",
                  "__dict__", "__weakref__")
@@ -438,7 +439,7 @@ class Function:
                     needs.append(False)
             ctx = Context()
             if record:
-                ctx._next = tuple(edges)
+                ctx._next = edges  # (read-only from here on: no tuple copy needed)
                 ctx.needs_input_grad = tuple(needs)
             else:
                 n = len(args)
