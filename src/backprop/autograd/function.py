@@ -249,6 +249,18 @@ class Context:
         return f"<{self.name()}>"
 
 
+class _UntrackedContext(Context):
+    """The ``ctx`` of an op applied with grad mode off (a backward pass, an optimizer, no_grad
+    inference): never a graph node. ``needs_input_grad`` (the inputs' ``requires_grad``, as in
+    PyTorch) is worked out only when forward asks, which the ops of a backward pass never do."""
+
+    __slots__ = ("_args",)
+
+    @property
+    def needs_input_grad(self) -> tuple:
+        return tuple([isinstance(a, Tensor) and a._requires_grad for a in self._args])
+
+
 class AccumulateGrad:
     """The node through which gradients reach a leaf tensor that requires grad.
 
@@ -444,29 +456,16 @@ class Function:
             else:
                 n = len(args)
                 ctx.needs_input_grad = _NO_GRAD[n] if n < 8 else (False,) * n
-        else:
-            needs = []
+        else:  # grad mode is off: nothing is recorded
             for a in args:
                 if isinstance(a, Tensor):
                     if a._base is not None:
                         a._refresh_view()
                     arrays.append(a.data)
-                    if a._requires_grad:
-                        record = True
-                        needs.append(True)
-                    else:
-                        needs.append(False)
                 else:
                     arrays.append(a if type(a) is float or type(a) is int else _weak_scalar(a))
-                    needs.append(False)
-            ctx = Context()
-            # not recorded (grad mode is off), but forward may ask, as in PyTorch
-            if record:
-                record = False
-                ctx.needs_input_grad = tuple(needs)
-            else:
-                n = len(args)
-                ctx.needs_input_grad = _NO_GRAD[n] if n < 8 else (False,) * n
+            ctx = _UntrackedContext()
+            ctx._args = args
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
         except ValueError as e:
