@@ -96,6 +96,8 @@ class SumTo(Function):
 def sum_to_array(x: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum an array down to ``shape`` (the engine's broadcast reduction when not recording)."""
     lead = x.ndim - len(shape)
+    if lead and x.shape[lead:] == shape:  # only leading dimensions were added (a bias)
+        return np.add.reduce(x, axis=tuple(range(lead)))
     axes = tuple(range(lead)) + tuple(
         lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1
     )
