@@ -768,7 +768,7 @@ def _pack_saved(ctx, args, arrays, outs, raw_outs, out_tensors) -> tuple:
     return tuple(packed)
 
 
-def _pack_single(ctx, args, arrays, out, raw, result) -> tuple:
+def _pack_single(ctx, args, arrays, out, raw, result) -> list:
     """``_pack_saved`` for an op with one output (most ops), its common entries inlined."""
     if _debug.saved_hooks:
         return _pack_saved(ctx, args, arrays, (out,), (raw,), (result,))
@@ -802,7 +802,7 @@ def _pack_single(ctx, args, arrays, out, raw, result) -> tuple:
             i += 1
         else:
             packed.append((_CONST, obj))
-    return tuple(packed)
+    return packed  # (a list: read-only from here on, no tuple copy needed)
 
 
 def _save_input(i: int, t: Tensor, hooks):
