@@ -290,7 +290,8 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
                         g = g.to(e[3])
                 left = deps[fn] - 1
                 deps[fn] = left
-                if left == 0 and fn._fn is None and inline_leaves and not fn._hooked:
+                if left == 0 and fn._fn is None and inline_leaves and not fn._hooked \
+                        and not accs:  # (behind a queued leaf, it queues too: same order)
                     buf = buffers.pop(fn, None)
                     if buf is not None:  # earlier edges delivered part of it
                         old = buf[0]
