@@ -267,7 +267,7 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
                 if observers:
                     _observe(observers, node, tuple(out_grads), in_grads)
                 if not retain_graph:
-                    # _release, inlined
+                    # free what the node saved, and any arrays its forward set on ctx
                     if node._saved is not None:
                         node._saved = None
                         node._released = True
@@ -507,17 +507,6 @@ def _fix_shape(node, index: int, shape: tuple, g: Tensor) -> Tensor:
         f"whose shape is {tuple(shape)}; a gradient must have its input's shape (or a shape the "
         "input broadcasts to, which is then summed down)"
     )
-
-
-def _release(node) -> None:
-    """Free what the node saved, and any arrays its forward set as ctx attributes."""
-    if node._saved is not None:
-        node._saved = None
-        node._released = True
-    for v in node.__dict__.values():
-        if type(v) is np.ndarray:
-            _release_attrs(node)
-            break
 
 
 def _release_attrs(node) -> None:

@@ -554,32 +554,6 @@ def _refuse_keyword(cls, kwargs) -> None:
             )
 
 
-def _edges(args) -> tuple:
-    """One edge per positional input (where its gradient goes, and its shape and dtype), and
-    ``needs_input_grad``."""
-    edges = []
-    needs = []
-    for a in args:
-        if isinstance(a, Tensor):
-            d = a.data
-            if a._requires_grad:
-                fn = a._grad_fn
-                if fn is None:
-                    try:
-                        fn = a._accum
-                    except AttributeError:
-                        fn = accumulator(a)
-                edges.append((fn, a._output_nr, d.shape, d.dtype))
-                needs.append(True)
-            else:
-                edges.append((None, 0, d.shape, d.dtype))
-                needs.append(False)
-        else:
-            edges.append(None)
-            needs.append(False)
-    return tuple(edges), tuple(needs)
-
-
 def _keep_consts(ctx, args) -> None:
     ctx._consts = {i: a for i, a in enumerate(args) if not isinstance(a, Tensor)}
 
