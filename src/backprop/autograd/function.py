@@ -516,7 +516,7 @@ class Function:
                 if consts is not None:
                     ctx._consts = consts
             if shared:
-                x = args[0]
+                x = args[0] if args else None
                 if cls.is_view and isinstance(x, Tensor) and _shares(out, arrays[0]):
                     _make_view(result, x, cls, kwargs, None)
                 else:
