@@ -366,6 +366,7 @@ class Tensor:
             acc = _function.accumulator(self)
             if acc._tensor_hooks is None:
                 acc._tensor_hooks = []
+            acc._hooked = True
             hooks = acc._tensor_hooks
         else:
             if node._hooks is None:
@@ -389,6 +390,7 @@ class Tensor:
         acc = _function.accumulator(self)
         if acc._post_acc_hooks is None:
             acc._post_acc_hooks = []
+        acc._hooked = True
         acc._post_acc_hooks.append(hook)
         return _RemovableHandle(acc._post_acc_hooks, hook)
 
@@ -484,35 +486,37 @@ class Tensor:
         return to_dtype(self, np.bool_)
 
     # --- operators ---
+    # (the arithmetic ones apply the op's Function directly: a call less on every use, the
+    # wrappers add nothing for them)
     def __add__(self, other):
-        return add(self, other)
+        return _Add.apply(self, other)
 
     def __radd__(self, other):
-        return add(other, self)
+        return _Add.apply(other, self)
 
     def __sub__(self, other):
-        return sub(self, other)
+        return _Sub.apply(self, other)
 
     def __rsub__(self, other):
-        return sub(other, self)
+        return _Sub.apply(other, self)
 
     def __mul__(self, other):
-        return mul(self, other)
+        return _Mul.apply(self, other)
 
     def __rmul__(self, other):
-        return mul(other, self)
+        return _Mul.apply(other, self)
 
     def __truediv__(self, other):
-        return div(self, other)
+        return _Div.apply(self, other)
 
     def __rtruediv__(self, other):
-        return div(other, self)
+        return _Div.apply(other, self)
 
     def __pow__(self, other):
-        return pow(self, other)
+        return _Pow.apply(self, other)
 
     def __rpow__(self, other):
-        return pow(other, self)
+        return _Pow.apply(other, self)
 
     def __matmul__(self, other):
         return matmul(self, other)
@@ -1096,6 +1100,11 @@ from backprop.ops import (  # noqa: E402
     where,
 )
 from backprop.ops import inplace as _inplace  # noqa: E402
+from backprop.ops.elementwise import Add as _Add  # noqa: E402
+from backprop.ops.elementwise import Div as _Div  # noqa: E402
+from backprop.ops.elementwise import Mul as _Mul  # noqa: E402
+from backprop.ops.elementwise import Pow as _Pow  # noqa: E402
+from backprop.ops.elementwise import Sub as _Sub  # noqa: E402
 from backprop.ops.selection import (  # noqa: E402
     diagonal_index,
     index_fill_index,

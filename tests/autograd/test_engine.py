@@ -70,6 +70,24 @@ def test_leaf_grad_arrays_are_not_shared_between_leaves():
     assert not np.shares_memory(a.grad.data, b.grad.data)
 
 
+def test_leaves_of_one_node_accumulate_in_edge_order_whether_hooked_or_not():
+    # a leaf without hooks accumulates inline, the moment its gradient is ready; behind a
+    # queued (hooked) leaf it must wait its turn, so a hook sees what it saw before
+    seen = []
+    a, b = bp.ones(2, requires_grad=True), bp.ones(2, requires_grad=True)
+    a.register_post_accumulate_grad_hook(lambda t: seen.append(b.grad))
+    (a * b).sum().backward()
+    assert seen == [None]
+    np.testing.assert_array_equal(b.grad.data, [1.0, 1.0])
+
+
+def test_fan_in_to_a_leaf_without_hooks_sums_every_edge():
+    # the inline accumulation of a hook-free leaf must still wait for its last edge
+    x = bp.tensor([1.0, 2.0], requires_grad=True)
+    ((x * 3).sum() + (x * x).sum() + x.sum()).backward()
+    np.testing.assert_allclose(x.grad.data, 3 + 2 * np.array([1.0, 2.0]) + 1)
+
+
 def test_user_gradient_array_is_not_aliased_into_grad():
     x = bp.zeros(3, requires_grad=True)
     seed = bp.ones(3)

@@ -193,3 +193,24 @@ def test_gradgradcheck_fails_on_wrong_second_derivative():
     assert bp.gradcheck(WrongSecond.apply, (x,))
     with pytest.raises(bp.autograd.GradcheckError):
         bp.gradgradcheck(WrongSecond.apply, (x,))
+
+
+def test_saved_output_that_is_the_input_sees_in_place_changes_of_the_input():
+    # the output shares the input's memory and version counter; what the node saved must be
+    # checked against that shared counter, not a counter of its own made before the sharing
+    class Identity(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            (x,) = ctx.saved_tensors
+            return grad_out * 1
+
+    h = bp.ones(3, requires_grad=True) * 1
+    y = Identity.apply(h)
+    h.add_(1)
+    with pytest.raises(RuntimeError, match="IdentityBackward.*output 0.*modified by an in-place"):
+        y.sum().backward()

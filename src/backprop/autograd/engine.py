@@ -42,12 +42,15 @@ class GraphTask:
         callbacks: functions to run once when the pass ends (``graph.queue_callback``).
     """
 
-    def __init__(self, create_graph: bool) -> None:
+    __slots__ = ("create_graph", "callbacks", "deps", "useful", "state", "_roots")
+
+    def __init__(self, create_graph: bool, roots: list) -> None:
         self.create_graph = create_graph
         self.callbacks: list = []
         self.deps: dict = {}
         self.useful: dict | None = None  # pruned runs: node -> on a path to a requested input
         self.state: dict = {}  # per-task scratch space for hooks (multi-grad hooks)
+        self._roots = roots  # the roots' nodes (a few: a list is searched fastest)
 
     def will_run(self, node) -> bool:
         """True if ``node`` receives a gradient in this pass (it is reachable, and on a path
@@ -76,7 +79,8 @@ def _seed(root: Tensor, grad, create_graph: bool) -> Tensor:
                 f"gradient must be given: pass gradient= (a tensor of shape {root.shape}, e.g. "
                 "backprop.ones_like(y)), or reduce first, e.g. y.sum().backward()"
             )
-        return _wrap(np.ones_like(root.data), False, None, 0)
+        # (np.ones_like costs a microsecond more: it goes through empty_like and copyto)
+        return _wrap(np.ones(root.data.shape, root.data.dtype), False, None, 0)
     if not isinstance(grad, Tensor):
         grad = _wrap(np.asarray(grad, dtype=root.data.dtype), False, None, 0)
     if grad.shape != root.shape:
@@ -133,7 +137,6 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
     grads = _as_tuple(grad_roots) if grad_roots is not None else (None,) * len(roots)
     if len(grads) != len(roots):
         raise RuntimeError(f"got {len(roots)} outputs but {len(grads)} gradients for them")
-    task = GraphTask(create_graph)
     buffers: dict = {}
     handed: set = set()  # ids of arrays that a leaf's .grad may not own (see _finish_leaf)
     root_nodes = []
@@ -151,7 +154,7 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
         node = _node_of(root)
         _add_to_buffer(buffers, node, root._output_nr, g)
         root_nodes.append(node)
-    task._roots = set(root_nodes)
+    task = GraphTask(create_graph, root_nodes)
 
     # targets of a pruned run: node -> [(output_nr, k)]; leaves are reached through their
     # AccumulateGrad nodes, which run only when accumulating
@@ -199,10 +202,22 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
     _state.grad_enabled = create_graph
     _debug.in_backward = True
     _tasks.append(task)
+    # A leaf's AccumulateGrad runs inline, as soon as its last gradient arrives, unless
+    # something needs to see it as a node (capture, observers or its own hooks).
+    inline_leaves = capture is None and not observers
+    heappush, heappop = heapq.heappush, heapq.heappop
+    # while exactly one node is ready (a chain: the common case) it waits here, not in the heap
+    nxt = None
     try:
         adds = accumulate or capture is None
-        while accs or ready:
-            node = accs.popleft() if accs else heapq.heappop(ready)[1]
+        while accs or ready or nxt is not None:
+            if accs:
+                node = accs.popleft()
+            elif nxt is not None:
+                node = nxt
+                nxt = None
+            else:
+                node = heappop(ready)[1]
             out_grads = buffers.pop(node, None)
             if node._fn is None:  # AccumulateGrad
                 if out_grads is None or out_grads[0] is None:
@@ -213,10 +228,18 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
                 if observers and adds:  # grad() captures, never adds
                     _observe(observers, node, (g,), ())
                 continue
-            n_in = len(node._next)
-            runs = useful is None or _executes(node, useful)
+            edges = node._next
+            if useful is not None and not _executes(node, useful):
+                # pruned: only capture what arrives, run nothing
+                if out_grads is not None:
+                    if node._hooked:
+                        _run_tensor_hooks(node, out_grads, create_graph)
+                    if node in targets:
+                        for output_nr, k in targets[node]:
+                            captured[k] = out_grads[output_nr]
+                continue
             if out_grads is None:  # no gradient arrived (e.g. a custom rule returned None)
-                in_grads = (None,) * n_in
+                in_grads = (None,) * len(edges)
             else:
                 hooked = node._hooked
                 if hooked:
@@ -224,19 +247,35 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
                 if capture is not None and node in targets:
                     for output_nr, k in targets[node]:
                         captured[k] = out_grads[output_nr]
-                if runs:
-                    if hooked and node._pre_hooks:
-                        out_grads = _run_pre_hooks(node._pre_hooks, out_grads)
-                    in_grads = _call_backward(node, out_grads, n_in)
-                    if hooked and node._post_hooks:
-                        in_grads = _run_post_hooks(node, in_grads, out_grads)
-                    if observers:
-                        _observe(observers, node, tuple(out_grads), in_grads)
-                    if not retain_graph:
-                        _release(node)
-            if not runs:
-                continue
-            for index, e in enumerate(node._next):
+                if hooked and node._pre_hooks:
+                    out_grads = _run_pre_hooks(node._pre_hooks, out_grads)
+                # _call_backward's common case, inlined: it runs once per node
+                if node._released or node._n_out > 1 or _debug.anomaly:
+                    in_grads = _call_backward(node, out_grads, len(edges))
+                else:
+                    in_grads = node._fn.backward(node, *out_grads)
+                    if type(in_grads) is not tuple:
+                        in_grads = (in_grads,)
+                    if len(in_grads) != len(edges):
+                        _count_error(node, len(in_grads), len(edges))
+                    for g in in_grads:
+                        if g is not None and type(g) is not Tensor:
+                            in_grads = _as_gradients(in_grads)
+                            break
+                if hooked and node._post_hooks:
+                    in_grads = _run_post_hooks(node, in_grads, out_grads)
+                if observers:
+                    _observe(observers, node, tuple(out_grads), in_grads)
+                if not retain_graph:
+                    # free what the node saved, and any arrays its forward set on ctx
+                    if node._saved is not None:
+                        node._saved = None
+                        node._released = True
+                    for v in node.__dict__.values():
+                        if type(v) is np.ndarray:
+                            _release_attrs(node)
+                            break
+            for index, e in enumerate(edges):
                 if e is None:
                     continue
                 fn = e[0]
@@ -249,6 +288,20 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
                         g = _fix_shape(node, index, e[2], g)
                     if gd.dtype is not e[3] and e[3].kind in "fc":
                         g = g.to(e[3])
+                left = deps[fn] - 1
+                deps[fn] = left
+                if left == 0 and fn._fn is None and inline_leaves and not fn._hooked \
+                        and not accs:  # (behind a queued leaf, it queues too: same order)
+                    buf = buffers.pop(fn, None)
+                    if buf is not None:  # earlier edges delivered part of it
+                        old = buf[0]
+                        g = old if g is None else (g if old is None else old + g)
+                    if g is not None:
+                        leaf = fn._leaf()
+                        if leaf is not None:
+                            _finish_leaf(leaf, g, create_graph, handed)
+                    continue
+                if g is not None:
                     # _add_to_buffer, inlined: this runs once per edge
                     buf = buffers.get(fn)
                     if buf is None:
@@ -256,13 +309,16 @@ def _run(roots, grad_roots, retain_graph, create_graph, capture=None, accumulate
                     old = buf[e[1]]
                     # out of place: g may be shared with another input's gradient
                     buf[e[1]] = g if old is None else old + g
-                left = deps[fn] - 1
-                deps[fn] = left
                 if left == 0:
                     if fn._fn is None:
                         accs.append(fn)
+                    elif nxt is None and not ready:
+                        nxt = fn
                     else:
-                        heapq.heappush(ready, (-fn._seq, fn))
+                        if nxt is not None:
+                            heappush(ready, (-nxt._seq, nxt))
+                            nxt = None
+                        heappush(ready, (-fn._seq, fn))
         callbacks = task.callbacks
         while callbacks:
             callbacks.pop(0)()
@@ -410,23 +466,29 @@ def _call_backward(node, out_grads: list, n_in: int) -> tuple:
     if not isinstance(result, tuple):
         result = (result,)
     if len(result) != n_in:
-        raise RuntimeError(
-            f"{node._fn.__name__}.backward returned {len(result)} gradients, but forward took "
-            f"{n_in} positional inputs; return one per input (None where there is none)"
-        )
+        _count_error(node, len(result), n_in)
     for g in result:
         if g is not None and not isinstance(g, Tensor):
+            result = _as_gradients(result)
             break
-    else:
-        g = None
-    if g is not None:  # a custom rule returned arrays or numbers: wrap them
-        result = tuple(
-            _wrap(np.asarray(g), False, None, 0) if g is not None and not isinstance(g, Tensor)
-            else g for g in result
-        )
     if _debug.anomaly:
         _check_finite(node._fn, "backward", result, node._trace)
     return result
+
+
+def _count_error(node, got: int, n_in: int) -> None:
+    raise RuntimeError(
+        f"{node._fn.__name__}.backward returned {got} gradients, but forward took "
+        f"{n_in} positional inputs; return one per input (None where there is none)"
+    )
+
+
+def _as_gradients(result: tuple) -> tuple:
+    """A custom rule returned arrays or numbers: wrap them."""
+    return tuple(
+        _wrap(np.asarray(g), False, None, 0) if g is not None and not isinstance(g, Tensor)
+        else g for g in result
+    )
 
 
 def _fix_shape(node, index: int, shape: tuple, g: Tensor) -> Tensor:
@@ -435,7 +497,8 @@ def _fix_shape(node, index: int, shape: tuple, g: Tensor) -> Tensor:
     gshape = g.shape
     lead = len(gshape) - len(shape)
     # (np.broadcast_shapes says the same but costs more than the sum itself on small arrays)
-    if lead >= 0 and all(s == 1 or s == gs for s, gs in zip(shape, gshape[lead:])):
+    if lead >= 0 and (gshape[lead:] == shape  # a bias: only leading dimensions were added
+                      or all(s == 1 or s == gs for s, gs in zip(shape, gshape[lead:]))):
         if _state.grad_enabled or _debug.recorders:  # create_graph, or a recorded step: an op
             return _shape_ops.sum_to(g, shape)
         return _wrap(_shape_ops.sum_to_array(g.data, shape), False, None, 0)
@@ -446,18 +509,12 @@ def _fix_shape(node, index: int, shape: tuple, g: Tensor) -> Tensor:
     )
 
 
-def _release(node) -> None:
-    """Free what the node saved, and any arrays its forward set as ctx attributes."""
-    if node._saved is not None:
-        node._saved = None
-        node._released = True
+def _release_attrs(node) -> None:
+    """Drop the arrays among the attributes the op's forward set (and rare engine flags)."""
     d = node.__dict__
-    if d:  # the op's own attributes (and rare engine flags): drop the arrays among them
-        arrays = [k for k, v in d.items() if type(v) is np.ndarray]
-        if arrays:
-            for k in arrays:
-                del d[k]
-            node._released = True
+    for k in [k for k, v in d.items() if type(v) is np.ndarray]:
+        del d[k]
+    node._released = True
 
 
 def _clone(g: Tensor) -> Tensor:

@@ -46,7 +46,7 @@ import numpy as np
 
 from backprop.autograd.grad_mode import _debug, _state, no_grad
 from backprop.errors import ShapeError
-from backprop.tensor import Tensor, _RemovableHandle, _wrap
+from backprop.tensor import Tensor, _new, _RemovableHandle, _wrap
 
 _registry: dict[str, type[Function]] = {}
 """Every built-in op (a Function defined in ``backprop.ops``) by class name; tests check it."""
@@ -77,7 +77,9 @@ class Context:
     # What every recorded node has lives in slots (set by apply); the rest are class-level
     # defaults that an instance only overrides when it needs to, in its __dict__, next to the
     # attributes the op's forward sets (which backward frees if they are arrays).
-    # _next: per positional input, (node | None, output_nr, shape, dtype), or None.
+    # _next: per positional input, (node | None, output_nr, shape, dtype), or None (a list or
+    # a tuple, never changed once recorded).
+    # _out_meta: (shape, dtype) of the output; with several outputs, a tuple of those.
     __slots__ = ("needs_input_grad", "_next", "_fn", "_attrs", "_seq", "_out_meta", "_saved",
                  "__dict__", "__weakref__")
     _consts = None  # {input index: value} for positional inputs that are not Tensors
@@ -116,7 +118,10 @@ class Context:
     @property
     def saved_tensors(self) -> tuple:
         """The values saved by ``save_for_backward``, as Tensors (non-arrays are returned as is)."""
-        saved = getattr(self, "_saved", None)
+        try:
+            saved = self._saved
+        except AttributeError:  # a ctx that was never recorded
+            saved = None
         if saved is None:
             if self._released:
                 raise RuntimeError(
@@ -125,7 +130,43 @@ class Context:
                     "the first backward() (or autograd.grad()) to keep them."
                 )
             return ()
-        return tuple([_unpack(self, entry) for entry in saved])
+        # each value checked against the version it was saved at
+        values = []
+        for entry in saved:
+            kind = entry[0]
+            if kind == _LEAF:
+                _, i, t, vc, ver = entry
+                if vc[0] != ver:
+                    self._raise_modified(f"input {i}", t.data.shape, vc, ver)
+            elif kind == _INPUT:
+                _, i, arr, vc, ver, fn, nr, rg = entry
+                if vc[0] != ver:
+                    self._raise_modified(f"input {i}", arr.shape, vc, ver)
+                # _wrap, inlined: this runs for most saved values of every backward
+                t = _new(Tensor)
+                t.data = arr
+                t._requires_grad = rg
+                t._grad_fn = fn
+                t._output_nr = nr
+                t.grad = None
+                t._vc = vc
+                t._base = None
+            elif kind == _OUTPUT:
+                _, j, ref, arr, vc, ver = entry
+                if vc[0] != ver:
+                    self._raise_modified(f"output {j}", arr.shape, vc, ver)
+                t = ref()
+                if t is None or t._grad_fn is not self:  # the output died: rebuild it here
+                    t = _wrap(arr, True, self, j)
+                    t._vc = vc
+            elif kind == _PACKED:
+                t = entry[2](entry[1])
+            else:
+                t = entry[1]
+                if type(t) is np.ndarray:
+                    t = _wrap(t, False, None, 0)
+            values.append(t)
+        return tuple(values)
 
     def _raise_modified(self, what: str, shape, vc: list, expected: int) -> None:
         where = _format_trace(self._trace)
@@ -168,6 +209,8 @@ class Context:
     @property
     def output_metadata(self) -> tuple:
         """A ``TensorMeta(shape, dtype)`` per output."""
+        if self._n_out == 1:
+            return (TensorMeta(*self._out_meta),)
         return tuple(TensorMeta(s, d) for s, d in self._out_meta)
 
     @property
@@ -206,6 +249,18 @@ class Context:
         return f"<{self.name()}>"
 
 
+class _UntrackedContext(Context):
+    """The ``ctx`` of an op applied with grad mode off (a backward pass, an optimizer, no_grad
+    inference): never a graph node. ``needs_input_grad`` (the inputs' ``requires_grad``, as in
+    PyTorch) is worked out only when forward asks, which the ops of a backward pass never do."""
+
+    __slots__ = ("_args",)
+
+    @property
+    def needs_input_grad(self) -> tuple:
+        return tuple([isinstance(a, Tensor) and a._requires_grad for a in self._args])
+
+
 class AccumulateGrad:
     """The node through which gradients reach a leaf tensor that requires grad.
 
@@ -215,8 +270,9 @@ class AccumulateGrad:
     owns this node, not the other way round.
     """
 
+    # _hooked: a hook of any kind was registered (the engine's fast path checks this one flag)
     __slots__ = ("_leaf", "_tensor_hooks", "_post_acc_hooks", "_pre_hooks", "_post_hooks",
-                 "__weakref__")
+                 "_hooked", "__weakref__")
     _seq = float("inf")  # run as soon as ready, as PyTorch does
     _n_out = 1
     needs_input_grad = ()
@@ -227,6 +283,7 @@ class AccumulateGrad:
         self._leaf = weakref.ref(leaf)
         self._tensor_hooks = self._post_acc_hooks = None
         self._pre_hooks = self._post_hooks = None
+        self._hooked = False
 
     @property
     def variable(self) -> Tensor | None:
@@ -265,6 +322,7 @@ class AccumulateGrad:
         """Call ``hook(grad_inputs, grad_outputs)`` after the gradient was accumulated."""
         if self._post_hooks is None:
             self._post_hooks = []
+        self._hooked = True
         self._post_hooks.append(hook)
         return _RemovableHandle(self._post_hooks, hook)
 
@@ -272,6 +330,7 @@ class AccumulateGrad:
         """Call ``hook(grad_outputs)`` before accumulating; a non-None return replaces it."""
         if self._pre_hooks is None:
             self._pre_hooks = []
+        self._hooked = True
         self._pre_hooks.append(hook)
         return _RemovableHandle(self._pre_hooks, hook)
 
@@ -350,38 +409,63 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run the op on Tensors (and plain values) and record it in the graph when needed."""
-        # This runs for every op of every step, forward and backward: keep it lean.
+        # This runs for every op of every step, forward and backward: keep it lean (the
+        # common cases are inlined; the rest lives in the helpers below).
         if kwargs and not cls._builtin:
             for v in kwargs.values():
                 if isinstance(v, Tensor):
                     _refuse_keyword(cls, kwargs)
         arrays = []
-        record = consts = False
-        for a in args:
-            if isinstance(a, Tensor):
-                if a._base is not None:
-                    a._refresh_view()
-                arrays.append(a.data)
-                if a._requires_grad:
-                    record = True
+        record = False
+        consts = None  # {input index: value} of the positional inputs that are not Tensors
+        if _state.grad_enabled:
+            # one pass: the arrays, and the edges in case the op is recorded (where each input's
+            # gradient goes, with its shape and dtype)
+            edges = []
+            needs = []
+            for a in args:
+                if isinstance(a, Tensor):
+                    if a._base is not None:
+                        a._refresh_view()
+                    d = a.data
+                    arrays.append(d)
+                    if a._requires_grad:
+                        record = True
+                        fn = a._grad_fn
+                        if fn is None:
+                            try:
+                                fn = a._accum
+                            except AttributeError:
+                                fn = accumulator(a)
+                        edges.append((fn, a._output_nr, d.shape, d.dtype))
+                        needs.append(True)
+                    else:
+                        edges.append((None, 0, d.shape, d.dtype))
+                        needs.append(False)
+                else:
+                    if consts is None:
+                        consts = {}
+                    consts[len(arrays)] = a
+                    arrays.append(a if type(a) is float or type(a) is int else _weak_scalar(a))
+                    edges.append(None)
+                    needs.append(False)
+            ctx = Context()
+            if record:
+                ctx._next = edges  # (read-only from here on: no tuple copy needed)
+                ctx.needs_input_grad = tuple(needs)
             else:
-                consts = True
-                if isinstance(a, np.generic) or (type(a) is np.ndarray and a.ndim == 0):
-                    # NumPy scalars and 0-d arrays count as Python numbers (PyTorch's weak
-                    # scalars): under NEP 50 an np.float64 would make a float32 result float64
-                    a = a.item()
-                arrays.append(a)
-        ctx = Context()
-        if record:
-            if _state.grad_enabled:
-                ctx._next, ctx.needs_input_grad = _edges(args)
-            else:
-                record = False
-                ctx.needs_input_grad = tuple(
-                    [isinstance(a, Tensor) and a._requires_grad for a in args])
-        else:
-            n = len(args)
-            ctx.needs_input_grad = _NO_GRAD[n] if n < 8 else (False,) * n
+                n = len(args)
+                ctx.needs_input_grad = _NO_GRAD[n] if n < 8 else (False,) * n
+        else:  # grad mode is off: nothing is recorded
+            for a in args:
+                if isinstance(a, Tensor):
+                    if a._base is not None:
+                        a._refresh_view()
+                    arrays.append(a.data)
+                else:
+                    arrays.append(a if type(a) is float or type(a) is int else _weak_scalar(a))
+            ctx = _UntrackedContext()
+            ctx._args = args
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
         except ValueError as e:
@@ -396,38 +480,50 @@ class Function:
             raw = out
             if type(out) is not np.ndarray:
                 out = _as_array(cls, out)  # NumPy returns scalars for 0-d results
-            # memory shared with an input (a NumPy view, or the input returned as is) means a
-            # shared version counter; checked before any cast
-            shared = out.base is not None or (arrays and out is arrays[0])
             dt = out.dtype
+            shared = False
             if dt is _F64 and not cls.sets_dtype and not _has_float64(arrays):
                 out = out.astype(np.float32)  # int inputs give float32, as PyTorch
                 dt = _F32
-                shared = False
+            elif out.base is not None or (arrays and out is arrays[0]):
+                # memory shared with an input (a NumPy view, or the input returned as is)
+                # means a shared version counter; a first-order backward's own temporaries
+                # need no such bookkeeping: nothing saves them and no user code holds them
+                shared = record or not _debug.in_backward
             if _debug.anomaly:
                 _check_finite(cls, "forward", out)
-            if not record or (dt is not _F32 and dt.kind not in "fc"):
-                result = _wrap(out, False, None, 0)
+            # _wrap, inlined (a call per op saved)
+            result = _new(Tensor)
+            result.data = out
+            result._output_nr = 0
+            result.grad = None
+            result._vc = None
+            result._base = None
+            if record and dt is not _F32 and dt.kind not in "fc":
+                record = False  # integer and bool results carry no gradient
+            if not record:
+                result._requires_grad = False
+                result._grad_fn = None
             else:
+                result._requires_grad = True
+                result._grad_fn = ctx
                 ctx._fn = cls
                 ctx._attrs = kwargs
                 ctx._seq = next(_sequence)
-                ctx._out_meta = ((out.shape, dt),)
+                ctx._out_meta = (out.shape, dt)  # (one output: not a tuple of them)
                 if _debug.anomaly:
                     ctx._trace = traceback.extract_stack()[:-1]
-                result = _wrap(out, True, ctx, 0)
-                ctx._saved = _pack_saved(ctx, args, arrays, (out,), (raw,), (result,)) \
-                    if ctx._to_save else None
-                if consts:
-                    _keep_consts(ctx, args)
-            if shared and (record or not _debug.in_backward):
-                # (a first-order backward's own temporaries need no view bookkeeping: nothing
-                # saves them and no user code holds them)
+                if consts is not None:
+                    ctx._consts = consts
+            if shared:
                 x = args[0] if args else None
                 if cls.is_view and isinstance(x, Tensor) and _shares(out, arrays[0]):
                     _make_view(result, x, cls, kwargs, None)
                 else:
                     _share_version(result, out, args, arrays)
+            if record:
+                ctx._saved = _pack_single(ctx, args, arrays, out, raw, result) \
+                    if ctx._to_save else None
         if _debug.recorders:
             _record(cls, args, kwargs, result)
         return result
@@ -440,6 +536,14 @@ _F64 = np.dtype(np.float64)
 _NO_GRAD = [(False,) * n for n in range(8)]
 
 
+def _weak_scalar(a):
+    # NumPy scalars and 0-d arrays count as Python numbers (PyTorch's weak scalars): under
+    # NEP 50 an np.float64 would make a float32 result float64
+    if isinstance(a, np.generic) or (type(a) is np.ndarray and a.ndim == 0):
+        return a.item()
+    return a
+
+
 def _refuse_keyword(cls, kwargs) -> None:
     for name, v in kwargs.items():
         if isinstance(v, Tensor):
@@ -448,32 +552,6 @@ def _refuse_keyword(cls, kwargs) -> None:
                 "no gradient: Function.apply takes Tensors positionally only (as PyTorch's). "
                 f"Pass it as a positional argument; keywords are for the op's attributes."
             )
-
-
-def _edges(args) -> tuple:
-    """One edge per positional input (where its gradient goes, and its shape and dtype), and
-    ``needs_input_grad``."""
-    edges = []
-    needs = []
-    for a in args:
-        if isinstance(a, Tensor):
-            d = a.data
-            if a._requires_grad:
-                fn = a._grad_fn
-                if fn is None:
-                    try:
-                        fn = a._accum
-                    except AttributeError:
-                        fn = accumulator(a)
-                edges.append((fn, a._output_nr, d.shape, d.dtype))
-                needs.append(True)
-            else:
-                edges.append((None, 0, d.shape, d.dtype))
-                needs.append(False)
-        else:
-            edges.append(None)
-            needs.append(False)
-    return tuple(edges), tuple(needs)
 
 
 def _keep_consts(ctx, args) -> None:
@@ -529,7 +607,8 @@ def _wrap_outputs(cls, ctx, args, arrays, raw_outs, record, kwargs):
         ctx._attrs = kwargs
         ctx._seq = next(_sequence)
         ctx._n_out = len(outs)
-        ctx._out_meta = tuple((o.shape, o.dtype) for o in outs)
+        ctx._out_meta = tuple((o.shape, o.dtype) for o in outs) if len(outs) > 1 else \
+            (outs[0].shape, outs[0].dtype)
         if _debug.anomaly:
             ctx._trace = traceback.extract_stack()[:-2]
         if any(not isinstance(a, Tensor) for a in args):
@@ -663,6 +742,43 @@ def _pack_saved(ctx, args, arrays, outs, raw_outs, out_tensors) -> tuple:
     return tuple(packed)
 
 
+def _pack_single(ctx, args, arrays, out, raw, result) -> list:
+    """``_pack_saved`` for an op with one output (most ops), its common entries inlined."""
+    if _debug.saved_hooks:
+        return _pack_saved(ctx, args, arrays, (out,), (raw,), (result,))
+    packed = []
+    for obj in ctx.__dict__.pop("_to_save"):
+        if isinstance(obj, Tensor):
+            obj = obj.data
+        if obj is out or obj is raw:
+            vc = result._vc
+            if vc is None:
+                vc = result._vc = [0, None]
+            # a weak reference: the node must not keep its own output alive
+            packed.append((_OUTPUT, 0, weakref.ref(result), out, vc, vc[0]))
+            continue
+        i = 0
+        for arr in arrays:
+            if arr is obj:  # identity: a Python number equal to an input is a constant
+                a = args[i]
+                if isinstance(a, Tensor):
+                    vc = a._vc
+                    if vc is None:
+                        vc = a._vc = [0, None]
+                    if a._grad_fn is None and a._requires_grad:
+                        packed.append((_LEAF, i, a, vc, vc[0]))
+                    else:
+                        packed.append((_INPUT, i, obj, vc, vc[0], a._grad_fn, a._output_nr,
+                                       a._requires_grad))
+                    break
+                packed.append((_CONST, obj))
+                break
+            i += 1
+        else:
+            packed.append((_CONST, obj))
+    return packed  # (a list: read-only from here on, no tuple copy needed)
+
+
 def _save_input(i: int, t: Tensor, hooks):
     if hooks:
         pack, unpack = hooks[-1]
@@ -684,37 +800,6 @@ def _save_output(ctx, j: int, t: Tensor, arr: np.ndarray, hooks):
         vc = t._vc = [0, None]
     # a weak reference: the node must not keep its own output alive
     return (_OUTPUT, j, weakref.ref(t), arr, vc, vc[0])
-
-
-def _unpack(node, entry):
-    kind = entry[0]
-    if kind == _INPUT:
-        _, i, arr, vc, ver, fn, nr, rg = entry
-        if vc[0] != ver:
-            node._raise_modified(f"input {i}", arr.shape, vc, ver)
-        t = _wrap(arr, rg, fn, nr)
-        t._vc = vc
-        return t
-    if kind == _LEAF:
-        _, i, t, vc, ver = entry
-        if vc[0] != ver:
-            node._raise_modified(f"input {i}", t.data.shape, vc, ver)
-        return t
-    if kind == _OUTPUT:
-        _, j, ref, arr, vc, ver = entry
-        if vc[0] != ver:
-            node._raise_modified(f"output {j}", arr.shape, vc, ver)
-        t = ref()
-        if t is None or t._grad_fn is not node:  # the output died: rebuild it on this node
-            t = _wrap(arr, True, node, j)
-            t._vc = vc
-        return t
-    if kind == _PACKED:
-        return entry[2](entry[1])
-    value = entry[1]
-    if type(value) is np.ndarray:
-        return _wrap(value, False, None, 0)
-    return value
 
 
 # --- checks ------------------------------------------------------------------------------

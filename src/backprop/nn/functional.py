@@ -70,14 +70,18 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         >>> bp.nn.functional.linear(bp.ones(2, 3), bp.ones(4, 3), bp.zeros(4)).shape
         (2, 4)
     """
-    if input.ndim == 0 or input.shape[-1] != weight.shape[-1]:
+    # (the arrays' attributes, not the Tensor properties: this runs for every layer of every step)
+    x = input.data if isinstance(input, Tensor) else input
+    w = weight.data if isinstance(weight, Tensor) else weight
+    shape = x.shape
+    if not shape or shape[-1] != w.shape[-1]:
         raise _bp.ShapeError(
             f"linear: input of shape {input.shape} does not fit a weight of shape "
             f"{weight.shape}: the input's last dimension must be in_features={weight.shape[-1]}"
         )
-    if input.dtype is not weight.dtype:
+    if x.dtype is not w.dtype:
         check_same_dtype("linear", input, weight, layer=True)
-    if input.ndim == 1:
+    if len(shape) == 1:
         out = _bp.matmul(input, weight.T)
     else:  # one op: the product with Wᵀ without materialising the transpose
         out = MatMul.apply(input, weight, transpose_b=True)

@@ -367,7 +367,10 @@ def _untracked(t: Tensor, other, ufunc, name: str, alpha=1) -> Tensor | None:
     if t._base is not None or _debug.recorders or (_state.grad_enabled and (
             t._requires_grad or (isinstance(other, Tensor) and other._requires_grad))):
         return None
-    o = other.data if isinstance(other, Tensor) else _operand(other)
+    if isinstance(other, Tensor):
+        o = other.data
+    else:  # (a Python number, as an optimizer's momentum, needs no conversion)
+        o = other if type(other) is float or type(other) is int else _operand(other)
     x = t.data
     try:
         ufunc(x, o if alpha == 1 else np.multiply(o, alpha), out=x)

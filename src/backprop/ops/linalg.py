@@ -39,13 +39,14 @@ class MatMul(Function):
         a, b = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad
         g = grad_out
-        if a.ndim == 1 and b.ndim == 1:
+        a_1d, b_1d = a.data.ndim == 1, b.data.ndim == 1
+        if a_1d and b_1d:
             return (g * b if need_a else None), (g * a if need_b else None)
-        if a.ndim == 1:  # (k,) @ (..., k, n) -> (..., n): a is a row vector
+        if a_1d:  # (k,) @ (..., k, n) -> (..., n): a is a row vector
             grad_a = squeeze(matmul(unsqueeze(g, -2), b.mT), -2) if need_a else None
             grad_b = matmul(unsqueeze(a, -1), unsqueeze(g, -2)) if need_b else None
             return grad_a, grad_b
-        if b.ndim == 1:  # (..., m, k) @ (k,) -> (..., m): b is a column vector
+        if b_1d:  # (..., m, k) @ (k,) -> (..., m): b is a column vector
             grad_a = matmul(unsqueeze(g, -1), unsqueeze(b, -2)) if need_a else None
             grad_b = squeeze(matmul(a.mT, unsqueeze(g, -1)), -1) if need_b else None
             return grad_a, grad_b
@@ -72,10 +73,13 @@ def matmul(input, other) -> Tensor:
         >>> (bp.ones(2, 3) @ bp.ones(3)).shape
         (2,)
     """
-    try:
-        mixed = input.dtype is not other.dtype  # (the full check only when it can fail)
-    except AttributeError:  # a Python number or list: apply converts it
-        mixed = False
+    if isinstance(input, Tensor) and isinstance(other, Tensor):
+        mixed = input.data.dtype is not other.data.dtype  # (the full check only when it can fail)
+    else:
+        try:
+            mixed = input.dtype is not other.dtype
+        except AttributeError:  # a Python number or list: apply converts it
+            mixed = False
     if mixed:
         check_same_dtype("matmul", input, other)
     try:

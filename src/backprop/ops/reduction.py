@@ -23,6 +23,8 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, x, dims=None, keepdim=False):
         ctx.x_shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
+        if type(x) is np.ndarray:  # the method: np.sum's Python wrapper costs more than a sum
+            return x.sum(axis=dims, keepdims=keepdim)
         return np.sum(x, axis=dims, keepdims=keepdim)
 
     @staticmethod
@@ -180,8 +182,11 @@ def sum(input, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
 
 def mean(input, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
     """Arithmetic mean over ``dim`` (None: all elements). Shape as ``sum``."""
-    dims = norm_dims("mean", resolve_dim("mean", dim, axis), input.ndim)
-    n = _count(input.shape, dims)
+    if dim is None and axis is None and isinstance(input, Tensor):  # (a loss: every step)
+        dims, n = None, input.data.size
+    else:
+        dims = norm_dims("mean", resolve_dim("mean", dim, axis), input.ndim)
+        n = _count(input.shape, dims)
     return Sum.apply(input, dims=dims, keepdim=keepdim) / n
 
 

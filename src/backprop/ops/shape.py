@@ -96,6 +96,8 @@ class SumTo(Function):
 def sum_to_array(x: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum an array down to ``shape`` (the engine's broadcast reduction when not recording)."""
     lead = x.ndim - len(shape)
+    if lead and x.shape[lead:] == shape:  # only leading dimensions were added (a bias)
+        return np.add.reduce(x, axis=tuple(range(lead)))
     axes = tuple(range(lead)) + tuple(
         lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1
     )
@@ -357,7 +359,7 @@ def _shape_args(op, shape) -> tuple:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     try:
-        return tuple(int(s) for s in shape)
+        return tuple(map(int, shape))  # (map: a generator costs more than the ints on the hot path)
     except TypeError:
         raise TypeError(f"{op}: sizes must be ints, got {shape!r}") from None
 
