@@ -114,6 +114,8 @@ def _one_blas_thread() -> None:
     if any(k in os.environ for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                      "MKL_NUM_THREADS")):
         return
+    # a BLAS loaded later (SciPy's, which numba's kernels call) reads these when it loads
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
     try:
         from threadpoolctl import threadpool_limits  # noqa: PLC0415
     except ImportError:
