@@ -7,8 +7,8 @@ running, the 784-512-256-10 MLP step took 2x as long with 2 BLAS threads as with
 GEMM from 32x128x512 to 1024x1024x1024 was slower with 2. So, by default, a product below
 ``LARGE_MACS`` multiply-adds runs on one thread and a larger one on the BLAS's own default
 count. The choice depends on the operands' sizes and the settings only, never on measured load:
-runs stay reproducible (and OpenBLAS's GEMM gives the same bits for any thread count: it splits
-the output, not the sums).
+runs stay reproducible bit for bit. (Another thread count may change the last bits: OpenBLAS
+splits the sums of some products between threads, e.g. the MNIST MLP's 128x784 @ 784x512.)
 
 Settings (environment, read at the first product; or ``set_blas_threads``):
     ``BACKPROP_BLAS_THREADS=auto`` (default): the size rule above.
