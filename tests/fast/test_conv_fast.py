@@ -1,6 +1,10 @@
 """The numba kernels of convolution and pooling against the NumPy path: outputs, gradients,
 max-pooling indices (ties included), dtypes, and gradcheck on the numba path."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -11,6 +15,24 @@ from backprop.backends import fast
 F = bp.nn.functional
 
 TOL = {np.float32: dict(rtol=2e-6, atol=2e-6), np.float64: dict(rtol=1e-13, atol=1e-13)}
+
+
+@pytest.fixture(autouse=True)
+def kernels_on(monkeypatch):
+    """The ops call these kernels only on numba's OpenMP layer (see _fast/conv.py); the tests
+    exercise them whatever the layer."""
+    if _fast.is_available():
+        monkeypatch.setattr(_fast.kernels_module("conv"), "USEFUL", True)
+
+
+def test_kernels_are_off_on_the_default_threading_layer():
+    code = ("import backprop as bp, numpy as np; from backprop import _fast;"
+            "bp.nn.functional.max_pool2d(bp.ones(64, 16, 32, 32), 2);"
+            "print(_fast.is_available() and _fast.kernels('conv').USEFUL)")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == "False"
 
 
 @pytest.fixture

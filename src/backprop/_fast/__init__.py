@@ -82,6 +82,12 @@ def kernels(name: str):
     """The kernel module ``backprop._fast.<name>`` when the fast path is on, else None."""
     if not is_enabled():
         return None
+    return kernels_module(name)
+
+
+def kernels_module(name: str):
+    """The kernel module ``backprop._fast.<name>`` whether or not the path is on (tests, and
+    tools that inspect the kernels); imports numba."""
     mod = _modules.get(name)
     if mod is None:
         mod = _modules[name] = importlib.import_module(f"backprop._fast.{name}")
