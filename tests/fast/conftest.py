@@ -23,3 +23,18 @@ def needs_numba():
         pytest.skip("numba is not installed (pip install 'backprop[fast]')")
     with fast.flags(enabled=True):
         yield
+
+
+def spy_calls(monkeypatch, module, names) -> dict:
+    """Replace each named kernel entry point of ``module`` by one that counts its calls (so a
+    test can tell the kernel path from a silent fall-back to NumPy); returns the counts."""
+    calls: dict = {}
+    for name in names:
+        real = getattr(module, name)
+
+        def counted(*args, _real=real, _name=name):
+            calls[_name] = calls.get(_name, 0) + 1
+            return _real(*args)
+
+        monkeypatch.setattr(module, name, counted)
+    return calls

@@ -11,6 +11,7 @@ import pytest
 import backprop as bp
 from backprop import _fast
 from backprop.backends import fast
+from tests.fast.conftest import spy_calls
 
 F = bp.nn.functional
 
@@ -39,16 +40,7 @@ def test_kernels_are_off_on_the_default_threading_layer():
 def calls(needs_numba, monkeypatch):
     """Count the calls of each fast kernel, so a test knows the numba path really ran."""
     mod = _fast.kernels("conv")
-    counts = {}
-    for name in mod.__all__:
-        real = getattr(mod, name)
-
-        def spy(*args, _real=real, _name=name):
-            counts[_name] = counts.get(_name, 0) + 1
-            return _real(*args)
-
-        monkeypatch.setattr(mod, name, spy)
-    return counts
+    return spy_calls(monkeypatch, mod, mod.__all__)
 
 
 def _run(enabled, fn, arrays, seed=1):

@@ -9,6 +9,7 @@ import backprop as bp
 from backprop import _fast
 from backprop.backends import fast
 from backprop.ops.recurrent import GRULayer, LSTMCellStep, LSTMLayer, RNNLayer
+from tests.fast.conftest import spy_calls
 
 # float32: the kernels' tanh is within 6 ulp of NumPy's, and BPTT carries the difference
 # through every step; float64: within 3 ulp. Absolute tolerances are relative to each
@@ -24,17 +25,9 @@ def kernel_calls(needs_numba, monkeypatch):
     fk = _fast.kernels("recurrent")
     if not fk.HAS_BLAS:
         pytest.skip("the recurrent kernels need SciPy (numba's np.dot binds its BLAS)")
-    calls = {}
-    for name in ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
-                 "rnn_forward", "rnn_backward", "lstm_cell_forward", "lstm_cell_backward"):
-        real = getattr(fk, name)
-
-        def counted(*args, _real=real, _name=name):
-            calls[_name] = calls.get(_name, 0) + 1
-            return _real(*args)
-
-        monkeypatch.setattr(fk, name, counted)
-    return calls
+    return spy_calls(monkeypatch, fk, ("lstm_forward", "lstm_backward", "gru_forward",
+                                       "gru_backward", "rnn_forward", "rnn_backward",
+                                       "lstm_cell_forward", "lstm_cell_backward"))
 
 
 def _inputs(kind, dtype, bias, seed=0, scale=1.5):
