@@ -24,6 +24,7 @@ from backprop.autograd.grad_mode import no_grad
 from backprop.data.dataloader import DataLoader
 from backprop.data.dataset import Dataset, random_split
 from backprop.tensor import Tensor
+from backprop.train._malloc import retain_freed_memory
 from backprop.train._signals import SIGNAL_NAMES, StopSignals, TrainingInterrupted
 from backprop.train.callbacks import Callback, ProgressBar
 from backprop.train.checkpoint import load_checkpoint, save_checkpoint
@@ -229,6 +230,7 @@ class Trainer:
                                  f"fraction in (0, 1), got {val_split!r}")
             train_data, val_data = random_split(train_data, [1.0 - val_split, val_split],
                                                 seed=0 if self.seed is None else self.seed)
+        retain_freed_memory()  # no page faults for each step's fresh arrays (see _malloc)
         loader = self._loader(train_data, batch_size, shuffle=shuffle, who="fit")
         if hasattr(loader, "__len__") and len(loader) == 0:
             raise ValueError("fit: the training data are empty (0 batches per epoch); there "
