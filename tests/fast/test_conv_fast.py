@@ -29,8 +29,9 @@ def kernels_on(monkeypatch):
 def test_kernels_are_off_on_the_default_threading_layer():
     code = ("import backprop as bp, numpy as np; from backprop import _fast;"
             "bp.nn.functional.max_pool2d(bp.ones(64, 16, 32, 32), 2);"
-            "print(_fast.is_available() and _fast.kernels('conv').USEFUL)")
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+            "print(_fast.is_available() and _fast.kernels_module('conv').USEFUL)")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NUMBA_THREADING_LAYER", "BACKPROP_FAST")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout.strip()
     assert out == "False"
