@@ -322,6 +322,35 @@ class Tensor:
             _note_readback("np.asarray()")
         return self.data if dtype is None else self.data.astype(dtype)
 
+    # what a deep copy starts afresh: the graph (a leaf's accumulator would still deliver the
+    # copy's gradients to this tensor), the version counter and view links
+    _FRESH_ON_COPY = frozenset({"data", "grad", "_grad_fn", "_output_nr", "_vc", "_base",
+                                "_view", "_accum", "__weakref__"})
+
+    def __deepcopy__(self, memo):
+        """A new leaf with copies of the values and of ``.grad`` (PyTorch's rule: only leaves
+        can be deep-copied). Its gradients accumulate into the copy, never into this tensor."""
+        if self._grad_fn is not None:
+            raise RuntimeError(
+                "Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
+                f"protocol; this one was computed by {self._grad_fn.name()}. Deep-copy "
+                ".detach() of it, or the leaves it was computed from"
+            )
+        import copy
+
+        new = _new(type(self))
+        memo[id(self)] = new
+        new.data = copy.deepcopy(self.data, memo)
+        new.grad = copy.deepcopy(self.grad, memo)
+        new._grad_fn, new._output_nr, new._vc, new._base = None, 0, None, None
+        for cls in type(self).__mro__:
+            for name in getattr(cls, "__slots__", ()):
+                if name not in self._FRESH_ON_COPY and hasattr(self, name):
+                    setattr(new, name, copy.deepcopy(getattr(self, name), memo))
+        if hasattr(self, "__dict__"):
+            new.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return new
+
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="tensor(")
         extras = []

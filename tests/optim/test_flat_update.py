@@ -186,3 +186,17 @@ def test_a_gradient_of_another_dtype_set_by_hand_takes_the_loop():
     for a, b in zip(*results, strict=True):
         assert a.dtype == np.float32
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_deep_copy_of_model_and_optimizer_trains_like_the_original():
+    import copy
+
+    model = make_mlp(seed=4)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = make_data(seed=4)
+    train(model, opt, x, y, steps=2)
+    assert _flat(model)
+    model2, opt2 = copy.deepcopy((model, opt))
+    train(model, opt, x, y, steps=3)
+    train(model2, opt2, x, y, steps=3)
+    _same([model, model2])

@@ -70,6 +70,11 @@ class _Flat:
         self.params, self.views, self.buffers, self.bviews = (), (), (), ()
         self.P, self.S, self.G, self.refs = None, (), None, ()
 
+    def __reduce__(self):
+        # a copy (copy.deepcopy, pickle) starts empty and rebuilds from its own parameters:
+        # copied views would be arrays of their own, no longer views of the copied buffer
+        return (_Flat, ())
+
     def covers(self, params: list, prepared: list) -> bool:
         """Still these parameters and state buffers, each still bound to its view (a refused
         group is remembered as long as its parameters are the same)."""
