@@ -351,6 +351,29 @@ class Tensor:
             new.__dict__.update(copy.deepcopy(self.__dict__, memo))
         return new
 
+    def __getstate__(self) -> dict:
+        # pickle and copy.copy: the values, .grad and the flags, never the graph (a leaf's
+        # accumulator holds a weak reference, and would tie the copy's gradients to this one)
+        if self._grad_fn is not None:
+            raise RuntimeError(
+                "Cowardly refusing to serialize non-leaf tensor which requires_grad, since "
+                f"autograd does not support crossing process boundaries (computed by "
+                f"{self._grad_fn.name()}); pickle .detach() of it"
+            )
+        state = {"data": self.data, "grad": self.grad}
+        for cls in type(self).__mro__:
+            for name in getattr(cls, "__slots__", ()):
+                if name not in self._FRESH_ON_COPY and hasattr(self, name):
+                    state[name] = getattr(self, name)
+        if hasattr(self, "__dict__"):
+            state.update(self.__dict__)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self._grad_fn, self._output_nr, self._vc, self._base = None, 0, None, None
+        for name, value in state.items():
+            setattr(self, name, value)
+
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="tensor(")
         extras = []

@@ -46,3 +46,36 @@ def test_a_parameter_keeps_its_name_in_the_copy():
     model = bp.nn.Sequential(bp.nn.Linear(2, 2))
     twin = copy.deepcopy(model)
     assert twin[0].weight.qualified_name == model[0].weight.qualified_name
+
+
+def test_a_leaf_pickles_after_backward_and_keeps_its_values_flags_and_grad():
+    import pickle
+
+    model = bp.nn.Linear(2, 1)
+    model(bp.ones(1, 2)).sum().backward()
+    w = pickle.loads(pickle.dumps(model.weight))
+    assert type(w) is type(model.weight) and w.requires_grad and w.is_leaf
+    np.testing.assert_array_equal(w.data, model.weight.data)
+    np.testing.assert_array_equal(w.grad.data, model.weight.grad.data)
+    w.grad = None
+    (w * 2).sum().backward()  # its own accumulator
+    np.testing.assert_array_equal(w.grad.data, [[2.0, 2.0]])
+    np.testing.assert_array_equal(model.weight.grad.data, [[1.0, 1.0]])
+
+
+def test_pickling_a_non_leaf_is_refused_as_in_pytorch():
+    import pickle
+
+    with pytest.raises(RuntimeError, match="Cowardly refusing.*MulBackward"):
+        pickle.dumps(bp.ones(2, requires_grad=True) * 2)
+
+
+def test_a_shallow_copy_shares_the_values_but_not_the_gradients():
+    p = bp.tensor([1.0, 2.0], requires_grad=True)
+    (p * p).sum().backward()
+    c = copy.copy(p)
+    assert np.shares_memory(c.data, p.data)
+    c.grad = None
+    (c * 3).sum().backward()
+    np.testing.assert_array_equal(c.grad.data, [3.0, 3.0])
+    np.testing.assert_array_equal(p.grad.data, [2.0, 4.0])
