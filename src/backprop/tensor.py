@@ -322,45 +322,19 @@ class Tensor:
             _note_readback("np.asarray()")
         return self.data if dtype is None else self.data.astype(dtype)
 
-    # what a deep copy starts afresh: the graph (a leaf's accumulator would still deliver the
-    # copy's gradients to this tensor), the version counter and view links
-    _FRESH_ON_COPY = frozenset({"data", "grad", "_grad_fn", "_output_nr", "_vc", "_base",
-                                "_view", "_accum", "__weakref__"})
+    # what a copy starts afresh: the graph (a leaf's accumulator would still deliver the copy's
+    # gradients to this tensor, and holds a weak reference, which cannot be pickled), the
+    # version counter and view links
+    _FRESH_ON_COPY = frozenset({"_grad_fn", "_output_nr", "_vc", "_base", "_view", "_accum",
+                                "__weakref__"})
 
-    def __deepcopy__(self, memo):
-        """A new leaf with copies of the values and of ``.grad`` (PyTorch's rule: only leaves
-        can be deep-copied). Its gradients accumulate into the copy, never into this tensor."""
+    def _leaf_state(self, refusal: str) -> dict:
+        """The values, ``.grad``, flags and subclass attributes, without the graph; raises
+        RuntimeError starting with ``refusal`` for a non-leaf (as PyTorch does)."""
         if self._grad_fn is not None:
-            raise RuntimeError(
-                "Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
-                f"protocol; this one was computed by {self._grad_fn.name()}. Deep-copy "
-                ".detach() of it, or the leaves it was computed from"
-            )
-        import copy
-
-        new = _new(type(self))
-        memo[id(self)] = new
-        new.data = copy.deepcopy(self.data, memo)
-        new.grad = copy.deepcopy(self.grad, memo)
-        new._grad_fn, new._output_nr, new._vc, new._base = None, 0, None, None
-        for cls in type(self).__mro__:
-            for name in getattr(cls, "__slots__", ()):
-                if name not in self._FRESH_ON_COPY and hasattr(self, name):
-                    setattr(new, name, copy.deepcopy(getattr(self, name), memo))
-        if hasattr(self, "__dict__"):
-            new.__dict__.update(copy.deepcopy(self.__dict__, memo))
-        return new
-
-    def __getstate__(self) -> dict:
-        # pickle and copy.copy: the values, .grad and the flags, never the graph (a leaf's
-        # accumulator holds a weak reference, and would tie the copy's gradients to this one)
-        if self._grad_fn is not None:
-            raise RuntimeError(
-                "Cowardly refusing to serialize non-leaf tensor which requires_grad, since "
-                f"autograd does not support crossing process boundaries (computed by "
-                f"{self._grad_fn.name()}); pickle .detach() of it"
-            )
-        state = {"data": self.data, "grad": self.grad}
+            raise RuntimeError(f"{refusal} (this one was computed by {self._grad_fn.name()}); "
+                               "use .detach() of it, or the leaves it was computed from")
+        state = {}
         for cls in type(self).__mro__:
             for name in getattr(cls, "__slots__", ()):
                 if name not in self._FRESH_ON_COPY and hasattr(self, name):
@@ -368,6 +342,24 @@ class Tensor:
         if hasattr(self, "__dict__"):
             state.update(self.__dict__)
         return state
+
+    def __deepcopy__(self, memo):
+        """A new leaf with copies of the values and of ``.grad`` (PyTorch's rule: only leaves
+        can be deep-copied). Its gradients accumulate into the copy, never into this tensor."""
+        state = self._leaf_state("Only Tensors created explicitly by the user (graph leaves) "
+                                 "support the deepcopy protocol")
+        import copy
+
+        new = _new(type(self))
+        memo[id(self)] = new
+        new.__setstate__(copy.deepcopy(state, memo))
+        return new
+
+    def __getstate__(self) -> dict:
+        # pickle and copy.copy: the same state, its arrays shared (copy) or serialised (pickle)
+        return self._leaf_state("Cowardly refusing to serialize non-leaf tensor which "
+                                "requires_grad, since autograd does not support crossing "
+                                "process boundaries")
 
     def __setstate__(self, state: dict) -> None:
         self._grad_fn, self._output_nr, self._vc, self._base = None, 0, None, None

@@ -23,13 +23,9 @@ buffers: gathering the gradients is one more pass over memory, which costs less 
 per-parameter Python it saves only while parameters are small (a size rule, not a timing)."""
 
 
-def _refs(t) -> int:
-    """How many references ``t.data`` has (always counted through this one expression, so the
-    count is comparable with ``_SOLE``)."""
-    return sys.getrefcount(t.data)
-
-
 def _count(arr) -> int:
+    """How many references ``arr`` has (always counted through this one function, so counts
+    compare with each other and with ``_SOLE``)."""
     return sys.getrefcount(arr)
 
 
@@ -40,7 +36,7 @@ class _Holder:
 def _sole_owner_baseline() -> int:
     h = _Holder()
     h.data = np.empty(1)
-    return _refs(h)
+    return _count(h.data)
 
 
 _SOLE = _sole_owner_baseline()
@@ -55,8 +51,8 @@ def _movable(t: Tensor, free: set) -> bool:
     if not t.data.flags.c_contiguous:
         return False
     if base is None:
-        return _refs(t) <= _SOLE
-    return id(base) in free and _refs(t) <= _SOLE + 1
+        return _count(t.data) <= _SOLE
+    return id(base) in free and _count(t.data) <= _SOLE + 1
 
 
 class _Flat:
