@@ -21,7 +21,7 @@ FAST_CASES = [c for c in CASES if re.search(r"lstm|gru|rnn|conv|pool", c.name)]
 @pytest.fixture(autouse=True)
 def conv_kernels_on(monkeypatch):
     if _fast.is_available():
-        monkeypatch.setattr(_fast.kernels_module("conv"), "USEFUL", True)
+        monkeypatch.setitem(_fast._wanted, "conv", True)
 
 
 @pytest.mark.parametrize("case", FAST_CASES, ids=[c.name for c in FAST_CASES])

@@ -3,9 +3,9 @@
 
 NumPy runs each elementwise op on one core and writes a fresh temporary per op. Where that is
 the floor (the recurrent layers' gate arithmetic, pooling, the im2col copies of a convolution)
-a numba kernel fuses the work into one pass and spreads it over the cores. Every kernel has a
-NumPy twin in the op that calls it, and the two agree to float rounding (tests/fast/); the
-NumPy path stays correct and complete on its own.
+a numba kernel fuses the work into one pass (and, for convolution and pooling, spreads it over
+the cores). Every kernel has a NumPy twin in the op that calls it, and the two agree to float
+rounding (tests/fast/); the NumPy path stays correct and complete on its own.
 
 The switch, read once at the first kernel request:
     ``BACKPROP_FAST=0`` (or ``false``/``no``/``off``): never use numba.
@@ -16,8 +16,8 @@ The switch, read once at the first kernel request:
 How an op uses it::
 
     fk = _fast.kernels("recurrent")     # the kernel module, or None for the NumPy path
-    if fk is not None and _fast.suits(arrays):
-        fk.lstm_gates_forward(...)
+    if fk is not None and _fast.suits(*arrays):
+        fk.lstm_forward(...)
 
 Kernel modules live beside this file and import numba at their top; nothing here imports numba
 until a kernel is asked for, so ``import backprop`` stays NumPy-only. numba caches compiled
@@ -28,11 +28,13 @@ when that is read-only), so only the first run after an install pays the JIT tim
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 
 import numpy as np
 
-__all__ = ["is_available", "is_enabled", "kernels", "set_enabled", "suits", "PARALLEL_MIN"]
+__all__ = ["is_available", "is_enabled", "kernels", "kernels_module", "set_enabled", "suits",
+           "PARALLEL_MIN"]
 
 PARALLEL_MIN = 1 << 15
 """Kernels split work over threads only from this many elements up (a size rule, never load,
@@ -41,18 +43,21 @@ so results and timings are reproducible); below it a parallel region costs more 
 _enabled: bool | None = None  # None: not decided yet (the environment is read at first use)
 _available: bool | None = None
 _modules: dict[str, object] = {}
+# Kernel modules that pay only in some settings, decided from the environment at the first
+# request (so asking costs no numba import): the conv and pooling kernels need threads that
+# start at once, numba's OpenMP layer, chosen by the user (see _fast/conv.py).
+_wanted: dict[str, bool] = {}
+_WANTED_IF = {"conv": lambda: os.environ.get("NUMBA_THREADING_LAYER", "").strip().lower()
+              in ("omp", "tbb")}
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def is_available() -> bool:
-    """True when numba can be imported (the ``[fast]`` extra is installed)."""
+    """True when numba is installed (the ``[fast]`` extra). Found without importing it; a numba
+    that then fails to load is reported unavailable from that moment (see ``kernels_module``)."""
     global _available
     if _available is None:
-        try:
-            importlib.import_module("numba")
-            _available = True
-        except Exception:  # ImportError, or a numba that fails to load with this NumPy
-            _available = False
+        _available = importlib.util.find_spec("numba") is not None
     return _available
 
 
@@ -79,18 +84,29 @@ def set_enabled(flag: bool) -> None:
 
 
 def kernels(name: str):
-    """The kernel module ``backprop._fast.<name>`` when the fast path is on, else None."""
-    if not is_enabled():
+    """The kernel module ``backprop._fast.<name>`` when the fast path is on and the module's
+    kernels pay in this process's settings, else None (the op takes its NumPy path)."""
+    wanted = _wanted.get(name)
+    if wanted is None:
+        test = _WANTED_IF.get(name)
+        wanted = _wanted[name] = test is None or test()
+    if not wanted or not is_enabled():
         return None
-    return kernels_module(name)
+    return _modules.get(name) or kernels_module(name)
 
 
 def kernels_module(name: str):
     """The kernel module ``backprop._fast.<name>`` whether or not the path is on (tests, and
-    tools that inspect the kernels); imports numba."""
+    tools that inspect the kernels); imports numba. None when numba fails to load."""
+    global _available, _enabled
     mod = _modules.get(name)
     if mod is None:
-        mod = _modules[name] = importlib.import_module(f"backprop._fast.{name}")
+        try:
+            mod = importlib.import_module(f"backprop._fast.{name}")
+        except ImportError:  # numba (or SciPy) installed but unusable with this NumPy
+            _available = _enabled = False
+            return None
+        _modules[name] = mod
     return mod
 
 

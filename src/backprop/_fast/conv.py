@@ -15,27 +15,24 @@ gradients there differ by rounding).
 Geometry arguments: ``stride`` (sh, sw), ``dilation`` (dh, dw), and the top/left padding
 (bottom/right padding is implied by the output size).
 
-When they pay (``USEFUL``): only with threads that start at once, numba's OpenMP layer. On one
+When they pay: only with threads that start at once, numba's OpenMP layer. On one
 thread these kernels are slower than the NumPy path (LeNet-5 batch 64, quiet 2-core machine:
 conv1 forward 1.77 against 1.22 ms, max pool 0.35 against 0.20 ms), and the workqueue layer
 that ``_jit`` picks by default wakes its threads too slowly to gain (1.72 ms, 0.25 ms); with
 OpenMP's spinning threads they win on an idle machine (1.10 ms, 0.10 ms; the LeNet step 8.5-9.0
-against 10.0 ms) and collapse when other processes hold the cores (35-55 ms a step). So the
-ops use them only when the user chose that layer: ``NUMBA_THREADING_LAYER=omp``.
+against 10.0 ms) and collapse when other processes hold the cores (35-55 ms a step). So
+``_fast.kernels("conv")`` hands them to the ops only when the user chose that layer:
+``NUMBA_THREADING_LAYER=omp``.
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import uint64
 
 from backprop._fast._jit import jit, launch, parallel_jit, prange
 
 __all__ = ["col2im", "im2col", "max_pool", "pool_scatter"]
-
-USEFUL = numba.config.THREADING_LAYER in ("omp", "tbb")
-"""Whether ops/conv.py calls these kernels (see the module docstring)."""
 
 
 # --- the kernels (compiled per dtype: float32 and float64) ---

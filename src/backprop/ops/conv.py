@@ -61,7 +61,7 @@ def _planes(a):
 def _fast_planes(*arrays):
     """The fast kernel module and each array's planes, or (None, None) for the NumPy path."""
     fk = _fast.kernels("conv")
-    if fk is None or not fk.USEFUL:
+    if fk is None:
         return None, None
     planes = [_planes(a) for a in arrays]
     if None in planes or not _fast.suits(*(p[0] for p in planes)):
@@ -166,7 +166,7 @@ class ConvTranspose(Function):
         kh, kw = weight.shape[2:]
         w_g = weight.reshape(groups, o // groups, -1)
         fk = _fast.kernels("conv")
-        if fk is not None and fk.USEFUL and _fast.suits(w_g) and w_g.dtype == g.dtype:
+        if fk is not None and _fast.suits(w_g) and w_g.dtype == g.dtype:
             # Conv's column layout (C, KH, KW, N, OH, OW): g goes in as the (G, O/G, N·OH·OW)
             # that the forward GEMM yields (no copy then), and one pass scatters the columns
             # into channel-major planes with the padding cropped
