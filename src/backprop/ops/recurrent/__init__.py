@@ -16,10 +16,22 @@ complete on their own.
 """
 
 
+import importlib
+
 from backprop.ops.recurrent._common import Stack, Unbind, movedim0, unbind
-from backprop.ops.recurrent.gru import GRULayer
-from backprop.ops.recurrent.lstm import LSTMCellStep, LSTMLayer
-from backprop.ops.recurrent.rnn import RNNLayer
 
 __all__ = ["GRULayer", "LSTMCellStep", "LSTMLayer", "RNNLayer", "Stack", "Unbind", "movedim0",
            "unbind"]
+
+# the layer ops load on first use (nn's recurrent modules ask for them): `import backprop`
+# needs only unbind, and does not pay for three modules of layer code
+_LAZY = {"GRULayer": "gru", "LSTMCellStep": "lstm", "LSTMLayer": "lstm", "RNNLayer": "rnn"}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'backprop.ops.recurrent' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"backprop.ops.recurrent.{module}"), name)
+    globals()[name] = value
+    return value
