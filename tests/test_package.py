@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import backprop as bp
+from backprop import _fast
 from backprop.__main__ import main, train_xor
 
 
@@ -59,6 +60,9 @@ def _modules():
 
 @pytest.mark.parametrize("name", sorted(_modules()))
 def test_doctests(name):
+    if name.startswith("backprop._fast.") and not _fast.is_available():
+        pytest.skip("a numba kernel module: it needs the [fast] extra (pip install "
+                    "'backprop[fast]')")
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
