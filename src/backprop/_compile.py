@@ -48,6 +48,7 @@ from backprop._compile_steps import (
     _Tape,
     _Unsupported,
     _update_step,
+    fuse,
 )
 from backprop.autograd import graph as _graph
 from backprop.autograd.function import AccumulateGrad
@@ -478,7 +479,7 @@ def _build(cap: _Capture, args, kwargs, out) -> _Tape:
     result = _pack_result(out, slot_of_tensor, slot_of_array)
     opt_guard = tuple((opt, _groups_sig(opt)) for opt in optimizers.values())
     leaf_guard = tuple((t, t._requires_grad) for t in dict.fromkeys(guards))
-    return _Tape(steps, n_slots, n_inputs, n_ctx, result, tuple(leaf_end), opt_guard,
+    return _Tape(fuse(steps), n_slots, n_inputs, n_ctx, result, tuple(leaf_end), opt_guard,
                  leaf_guard)
 
 

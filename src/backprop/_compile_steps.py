@@ -68,42 +68,106 @@ def _groups_sig(opt) -> tuple:
 
 
 def _forward_step(cls, specs, attrs, dynamic, out_slots, dtypes, ctx_index, needs):
-    forward = cls.forward
-    label = cls.label
-    single = len(out_slots) == 1
-    out0 = out_slots[0]
-    dt0 = dtypes[0]
-
-    def run(S, C):
-        arrays = [S[v] if k == _SLOT else v.data if k == _LIVE else
-                  v.grad.data if k == _GRAD else v for k, v in specs]
-        kw = attrs
-        if dynamic:
-            kw = dict(attrs)
-            for name, spec in dynamic:
-                kw[name] = _attr_value(spec, S)
-        ctx = _ReplayCtx(needs, kw)
-        out = forward(ctx, *arrays, **kw)
-        if single:
-            if type(out) is tuple:
-                out = out[0]
-            if type(out) is not np.ndarray or out.dtype != dt0:
-                out = np.asarray(out)
-                if out.dtype != dt0:
-                    out = _cast_saved(ctx, out, out.astype(dt0))
-            S[out0] = out
+    """One captured op's forward kernel on this call's arrays, as source lines (``_fuse``
+    joins a run of them into one function): its inputs read by spec, a fresh ctx for what it
+    saves, its outputs checked for the dtype eager gave and stored in their slots."""
+    env = {"fwd": cls.forward, "needs": needs, "attrs": attrs, "label": cls.label}
+    args = []
+    for j, (kind, v) in enumerate(specs):
+        if kind == _SLOT:
+            args.append(f"S[{v}]")
         else:
-            for j, o in enumerate(out):
-                if type(o) is not np.ndarray or o.dtype != dtypes[j]:
-                    o = np.asarray(o)
-                    if o.dtype != dtypes[j]:
-                        o = _cast_saved(ctx, o, o.astype(dtypes[j]))
-                S[out_slots[j]] = o
-        if ctx_index is not None:
-            ctx._label = label
-            C[ctx_index] = ctx
+            env[f"in{j}"] = v
+            args.append(f"in{j}.data" if kind == _LIVE else f"in{j}.grad.data"
+                        if kind == _GRAD else f"in{j}")
+    lines = []
+    kw = "attrs"
+    if dynamic:
+        lines.append("kw = dict(attrs)")
+        for n, (name, spec) in enumerate(dynamic):
+            env[f"dyn{n}"], env[f"name{n}"] = spec, name
+            lines.append(f"kw[name{n}] = _attr_value(dyn{n}, S)")
+        kw = "kw"
+    lines.append(f"ctx = _ReplayCtx(needs, {kw})")
+    star = f", **{kw}" if attrs or dynamic else ""
+    lines.append(f"out = fwd(ctx{''.join(', ' + a for a in args)}{star})")
+    if len(out_slots) == 1:
+        env["dt0"] = dtypes[0]
+        lines += ["if type(out) is tuple: out = out[0]",
+                  "if type(out) is not ndarray or out.dtype != dt0: out = _fix(ctx, out, dt0)",
+                  f"S[{out_slots[0]}] = out"]
+    else:
+        for j, slot in enumerate(out_slots):
+            env[f"dt{j}"] = dtypes[j]
+            lines += [f"o = out[{j}]",
+                      f"if type(o) is not ndarray or o.dtype != dt{j}: o = _fix(ctx, o, dt{j})",
+                      f"S[{slot}] = o"]
+    if ctx_index is not None:
+        lines += ["ctx._label = label", f"C[{ctx_index}] = ctx"]
+    return _generate([(lines, env)], "forward")
 
+
+_COMMON = {"ndarray": np.ndarray, "_ReplayCtx": _ReplayCtx, "_attr_value": _attr_value}
+
+
+def _generate(parts: list, what: str):
+    """One function ``run(S, C)`` running the parts' lines in order; each part's names are
+    given a prefix of its own, so parts may use the same ones. The parts are kept on the
+    function (``_parts``) for ``fuse`` to join."""
+    env = dict(_COMMON, _fix=_fix)
+    out = ["def run(S, C):"]
+    for n, (lines, names) in enumerate(parts):
+        rename = {k: f"p{n}_{k}" for k in names}
+        for k, v in names.items():
+            env[rename[k]] = v
+        for line in lines:
+            out.append("    " + _rename(line, rename))
+    if len(out) == 1:
+        out.append("    pass")
+    exec(compile("\n".join(out) + "\n", f"<backprop.compile {what}>", "exec"), env)
+    run = env["run"]
+    run._parts = parts
     return run
+
+
+_NAME = None
+
+
+def _rename(line: str, rename: dict) -> str:
+    global _NAME
+    if _NAME is None:
+        import re
+
+        _NAME = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
+    return _NAME.sub(lambda m: rename.get(m.group(0), m.group(0)), line)
+
+
+def fuse(steps: list) -> list:
+    """Join each run of consecutive generated forward steps into one function (a call and
+    the list of steps' loop per op saved)."""
+    fused: list = []
+    run: list = []
+    for step in steps:
+        parts = getattr(step, "_parts", None)
+        if parts is not None:
+            run.extend(parts)
+            continue
+        if run:
+            fused.append(_generate(run, "forward"))
+            run = []
+        fused.append(step)
+    if run:
+        fused.append(_generate(run, "forward"))
+    return fused
+
+
+def _fix(ctx, out, dtype):
+    """A kernel's output as eager's ``Function.apply`` leaves it: an ndarray of the dtype the
+    capture saw."""
+    raw = np.asarray(out)
+    if raw.dtype != dtype:
+        return _cast_saved(ctx, raw, raw.astype(dtype))
+    return raw
 
 
 def _cast_saved(ctx, raw, cast):
@@ -214,55 +278,85 @@ def _backward_step(events, node_of, cap, task, leaf_grad_ready):
         ins = tuple(buf((node, j)) for j in range(n_out))
         plan.append((cls, ctx_index, kernel, seed, ins, zeros, tuple(edges)))
 
-    n_bufs = len(buf_of)
+    return _generate_backward(plan, len(buf_of))
 
-    def run(S, C):
-        B = [None] * n_bufs
-        handed: set = set()
-        with no_grad():
-            for cls, a, kernel, seed, ins, zeros, edges in plan:
-                if cls is None:  # AccumulateGrad: a = buffer, kernel = leaf, seed = had_grad
-                    g = B[a]
-                    if g is not None:
-                        _accumulate(kernel, g, seed, handed)
-                    continue
-                if seed is not None:
-                    grads = list(seed)
-                    for g in grads:
-                        if g is not None:
-                            handed.add(id(g))
-                else:
-                    grads = [B[k] for k in ins]
-                if zeros is not None:
-                    for j, g in enumerate(grads):
-                        if g is None:
-                            grads[j] = np.zeros(*zeros[j])
-                elif grads[0] is None:
-                    continue
-                ctx = C[a]
-                C[a] = None
-                result = None
-                if kernel is not None:
-                    result = kernel(ctx, ctx.needs_input_grad, *grads)
-                if result is None:
-                    result = cls.backward(ctx, *[None if g is None else _wrap(g, False, None, 0)
-                                                 for g in grads])
-                    if type(result) is not tuple:
-                        result = (result,)
-                    result = tuple(None if g is None else g.data if isinstance(g, Tensor)
-                                   else np.asarray(g) for g in result)
-                for e, g in zip(edges, result):
-                    if e is None or g is None:
-                        continue
-                    k, shape, dtype = e
-                    if g.shape != shape:
-                        g = sum_to_array(g, shape)
-                    if g.dtype is not dtype and dtype.kind in "fc":
-                        g = g.astype(dtype)
-                    old = B[k]
-                    B[k] = g if old is None else old + g
 
-    return run
+def _generate_backward(plan: list, n_bufs: int):
+    """The plan as one straight-line function (its source generated here): each gradient
+    buffer a local variable, each node's kernel, shapes and dtypes bound as constants, and only
+    the tests that can go either way at replay time left in. The engine's logic, node by node:
+    the gradients arriving (the seed at a root; zeros for a multi-output node's missing ones;
+    nothing to do when a single-output node got none), the kernel or the rule, then each
+    gradient reduced to its input's shape, cast to its dtype and added into its buffer; a
+    leaf's buffer accumulated into ``.grad``. (About half the Python of a loop over the plan:
+    the tiny MLP's compiled step is dominated by it.)"""
+    env = {"no_grad": no_grad, "_accumulate": _accumulate, "sum_to_array": sum_to_array,
+           "_rule": _run_rule, "np": np}
+    out = ["def run(S, C):", "    handed = set()"]
+    if n_bufs:
+        out.append("    " + " = ".join(f"b{k}" for k in range(n_bufs)) + " = None")
+    out.append("    with no_grad():")
+    body = []
+    for i, (cls, a, kernel, seed, ins, zeros, edges) in enumerate(plan):
+        if cls is None:  # AccumulateGrad: a = buffer, kernel = leaf, seed = had_grad
+            env[f"leaf{i}"] = kernel
+            body += [f"if b{a} is not None:",
+                     f"    _accumulate(leaf{i}, b{a}, {bool(seed)}, handed)"]
+            continue
+        env[f"cls{i}"] = cls
+        lines = []
+        if seed is not None:
+            env[f"seed{i}"] = seed
+            names = [f"g{j}" for j in range(len(seed))]
+            body.append(f"{', '.join(names)}, = seed{i}")
+            body += [f"handed.add(id({g}))" for g, v in zip(names, seed) if v is not None]
+        else:
+            names = [f"b{k}" for k in ins]
+        if zeros is not None:
+            env[f"zeros{i}"] = zeros
+            fixed = [f"g{j}" for j in range(len(names))]
+            lines.append(f"{', '.join(fixed)}, = {', '.join(names)},")
+            for j, g in enumerate(fixed):
+                lines.append(f"if {g} is None: {g} = np.zeros(*zeros{i}[{j}])")
+            names = fixed
+        grads = ", ".join(names)
+        lines += [f"ctx = C[{a}]", f"C[{a}] = None"]
+        if kernel is not None:
+            env[f"kernel{i}"] = kernel
+            lines += [f"r = kernel{i}(ctx, ctx.needs_input_grad, {grads})",
+                      "if r is None:",
+                      f"    r = _rule(cls{i}, ctx, ({grads},))"]
+        else:
+            lines.append(f"r = _rule(cls{i}, ctx, ({grads},))")
+        for j, e in enumerate(edges):
+            if e is None:
+                continue
+            k, shape, dtype = e
+            env[f"shape{i}_{j}"], env[f"dtype{i}_{j}"] = shape, dtype
+            lines += [f"e = r[{j}] if len(r) > {j} else None",
+                      "if e is not None:",
+                      f"    if e.shape != shape{i}_{j}: e = sum_to_array(e, shape{i}_{j})"]
+            if dtype.kind in "fc":
+                lines.append(f"    if e.dtype is not dtype{i}_{j}: e = e.astype(dtype{i}_{j})")
+            lines.append(f"    b{k} = e if b{k} is None else b{k} + e")
+        if zeros is None:  # single output: nothing arrives, nothing to do
+            body.append(f"if {names[0]} is not None:")
+            body += ["    " + line for line in lines]
+        else:
+            body += lines
+    out += ["        " + line for line in body] or ["        pass"]
+    exec(compile("\n".join(out) + "\n", "<backprop.compile backward>", "exec"), env)
+    return env["run"]
+
+
+def _run_rule(cls, ctx, grads: tuple) -> tuple:
+    """A node's own backward rule on arrays (first order, so its Tensors record nothing)."""
+    result = cls.backward(ctx, *[None if g is None else _wrap(g, False, None, 0)
+                                 for g in grads])
+    if type(result) is not tuple:
+        result = (result,)
+    return tuple(None if g is None else g.data if isinstance(g, Tensor) else np.asarray(g)
+                 for g in result)
 
 
 def _accumulate(leaf: Tensor, arr: np.ndarray, had_grad: bool, handed: set) -> None:
