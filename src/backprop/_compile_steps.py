@@ -325,15 +325,15 @@ def _generate_backward(plan: list, n_bufs: int):
             env[f"kernel{i}"] = kernel
             lines += [f"r = kernel{i}(ctx, ctx.needs_input_grad, {grads})",
                       "if r is None:",
-                      f"    r = _rule(cls{i}, ctx, ({grads},))"]
+                      f"    r = _rule(cls{i}, ctx, ({grads},), {len(edges)})"]
         else:
-            lines.append(f"r = _rule(cls{i}, ctx, ({grads},))")
+            lines.append(f"r = _rule(cls{i}, ctx, ({grads},), {len(edges)})")
         for j, e in enumerate(edges):
             if e is None:
                 continue
             k, shape, dtype = e
             env[f"shape{i}_{j}"], env[f"dtype{i}_{j}"] = shape, dtype
-            lines += [f"e = r[{j}] if len(r) > {j} else None",
+            lines += [f"e = r[{j}]",
                       "if e is not None:",
                       f"    if e.shape != shape{i}_{j}: e = sum_to_array(e, shape{i}_{j})"]
             if dtype.kind in "fc":
@@ -349,14 +349,17 @@ def _generate_backward(plan: list, n_bufs: int):
     return env["run"]
 
 
-def _run_rule(cls, ctx, grads: tuple) -> tuple:
-    """A node's own backward rule on arrays (first order, so its Tensors record nothing)."""
+def _run_rule(cls, ctx, grads: tuple, n: int) -> tuple:
+    """A node's own backward rule on arrays (first order, so its Tensors record nothing): a
+    gradient for each of its ``n`` inputs (None past the end of a short result, as the
+    engine's zip gives). A kernel (``_replay_kernels``) returns one per input itself."""
     result = cls.backward(ctx, *[None if g is None else _wrap(g, False, None, 0)
                                  for g in grads])
     if type(result) is not tuple:
         result = (result,)
-    return tuple(None if g is None else g.data if isinstance(g, Tensor) else np.asarray(g)
-                 for g in result)
+    result = tuple(None if g is None else g.data if isinstance(g, Tensor) else np.asarray(g)
+                   for g in result[:n])
+    return result + (None,) * (n - len(result))
 
 
 def _accumulate(leaf: Tensor, arr: np.ndarray, had_grad: bool, handed: set) -> None:

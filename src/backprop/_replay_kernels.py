@@ -93,14 +93,12 @@ def _matmul(ctx, needs, g):
     if a.ndim < 2 or b.ndim < 2:
         return None  # the 1-D cases: run the rule
     ta, tb = ctx.ta, ctx.tb
-    fwd = _linalg.MatMul.forward
+    product = _linalg.product  # MatMul.forward's kernel
     grad_a = grad_b = None
     if needs[0]:
-        grad_a = (fwd(_SCRATCH, b, g, transpose_a=tb, transpose_b=True) if ta
-                  else fwd(_SCRATCH, g, b, transpose_b=not tb))
+        grad_a = product(b, g, tb, True) if ta else product(g, b, False, not tb)
     if needs[1]:
-        grad_b = (fwd(_SCRATCH, g, a, transpose_a=True, transpose_b=ta) if tb
-                  else fwd(_SCRATCH, a, g, transpose_a=not ta))
+        grad_b = product(g, a, True, ta) if tb else product(a, g, not ta, False)
     return grad_a, grad_b
 
 

@@ -27,12 +27,8 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b, transpose_a=False, transpose_b=False):
         ctx.ta, ctx.tb = transpose_a, transpose_b
-        # one BLAS thread for all but large products (see backprop._blas)
-        gemm_threads(a.size * (1 if b.ndim < 2 else b.shape[-2] if transpose_b else b.shape[-1]))
-        y = np.matmul(a.swapaxes(-1, -2) if transpose_a else a,
-                      b.swapaxes(-1, -2) if transpose_b else b)
         ctx.save_for_backward(a, b)
-        return y
+        return product(a, b, transpose_a, transpose_b)
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -60,6 +56,14 @@ class MatMul(Function):
             grad_b = (MatMul.apply(g, a, transpose_a=True, transpose_b=ta) if tb
                       else MatMul.apply(a, g, transpose_a=not ta))
         return grad_a, grad_b
+
+
+def product(a, b, transpose_a: bool, transpose_b: bool):
+    """MatMul's kernel on arrays: op(a) @ op(b), op swapping the last two dimensions where
+    flagged, with the BLAS threads set for its size (see backprop._blas)."""
+    gemm_threads(a.size * (1 if b.ndim < 2 else b.shape[-2] if transpose_b else b.shape[-1]))
+    return np.matmul(a.swapaxes(-1, -2) if transpose_a else a,
+                     b.swapaxes(-1, -2) if transpose_b else b)
 
 
 def matmul(input, other) -> Tensor:
