@@ -370,3 +370,40 @@ def test_a_new_param_group_recaptures():
         step()
     # b ← b - 0.5·2b = 0 at its first update, and stays 0
     np.testing.assert_array_equal(b.data, [0.0])
+
+
+class _ScaleFirst(bp.autograd.Function):
+    """A custom op with keyword attributes named like the replay's generated locals, whose
+    backward gives its second input no gradient (its ``.grad`` stays None)."""
+
+    @staticmethod
+    def forward(ctx, x, w, label=2.0, needs=3.0, attrs=0.5):
+        ctx.save_for_backward(w)
+        ctx.k = label * needs * attrs
+        return x * w * ctx.k
+
+    @staticmethod
+    def backward(ctx, g):
+        (w,) = ctx.saved_tensors
+        return g * w * ctx.k, None
+
+
+def test_custom_function_with_a_none_gradient_and_clashing_keywords():
+    def build():
+        model = nn.Linear(4, 3)
+        scale = nn.Parameter(bp.randn(3))
+        opt = optim.SGD([*model.parameters(), scale], lr=0.1, momentum=0.9)
+
+        def step(x, y):
+            opt.zero_grad()
+            out = _ScaleFirst.apply(model(x), scale, label=1.5, needs=2.0, attrs=0.25)
+            loss = F.mse_loss(out, y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        return model, opt, step, None
+
+    batches = _batches(np.random.default_rng(3), (8, 4), y_shape=(8, 3))
+    fn = _assert_identical(build, batches)
+    assert fn._entries, "the step was not compiled"
