@@ -313,8 +313,9 @@ class Tensor:
             _note_readback("bool()")
         return bool(self.data.item())
 
-    def __hash__(self) -> int:
-        return id(self)
+    # identity, as PyTorch's: a Tensor keys optimizer state and the engine's maps (object's C
+    # hash, not a Python method: those lookups run for every parameter of every step)
+    __hash__ = object.__hash__
 
     def __array__(self, dtype=None, copy=None):
         # np.asarray(tensor) gives the values, as torch's __array__ does
