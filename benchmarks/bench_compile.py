@@ -14,6 +14,10 @@ torch / ours (> 1: we are faster).
 keep both cores busy") and stops them at the end. Also reported: forward+backward time over
 forward time (ours and torch's), and ``import backprop`` over ``import numpy``.
 
+A compiled step's first capture sets glibc's malloc to keep freed memory (``backprop._malloc``,
+as ``backprop train`` does), process-wide: every row of a workload, torch's included, runs with
+it. ``BACKPROP_MALLOC=default`` measures without it.
+
     python benchmarks/bench_compile.py                 # all four, 5 rounds
     python benchmarks/bench_compile.py --busy          # the same with two CPU hogs
     python benchmarks/bench_compile.py --only tiny mlp --rounds 7

@@ -50,6 +50,7 @@ from backprop._compile_steps import (
     _update_step,
     fuse,
 )
+from backprop._malloc import retain_freed_memory
 from backprop.autograd import graph as _graph
 from backprop.autograd.function import AccumulateGrad
 from backprop.autograd.grad_mode import _debug, _state
@@ -192,6 +193,9 @@ class CompiledFunction:
             if cap.reason:
                 raise _Unsupported(cap.reason)
             entry.tape = _build(cap, args, kwargs, out)
+            # a step compiled for speed: keep freed memory for the replays' fresh arrays, as
+            # Trainer.fit does (see backprop._malloc)
+            retain_freed_memory()
         except _Unsupported as e:
             entry.reason = str(e)
             name = getattr(self.fn, "__qualname__", repr(self.fn))

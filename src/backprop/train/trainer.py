@@ -20,11 +20,11 @@ import numpy as np
 
 from backprop import _faults
 from backprop import random as _random
+from backprop._malloc import retain_freed_memory
 from backprop.autograd.grad_mode import no_grad
 from backprop.data.dataloader import DataLoader
 from backprop.data.dataset import Dataset, random_split
 from backprop.tensor import Tensor
-from backprop.train._malloc import retain_freed_memory
 from backprop.train._signals import SIGNAL_NAMES, StopSignals, TrainingInterrupted
 from backprop.train.callbacks import Callback, ProgressBar
 from backprop.train.checkpoint import load_checkpoint, save_checkpoint

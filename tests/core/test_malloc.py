@@ -1,4 +1,4 @@
-"""The training product keeps freed memory for reuse (backprop.train._malloc): fewer page
+"""Training keeps freed memory for reuse (backprop._malloc): fewer page
 faults for each step's fresh arrays, or nothing at all where it cannot or should not."""
 
 import os
@@ -14,7 +14,7 @@ import pytest
 CHILD = """
 import resource, sys
 import numpy as np
-from backprop.train._malloc import retain_freed_memory
+from backprop._malloc import retain_freed_memory
 def faults():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(20):
@@ -62,3 +62,28 @@ def test_fit_sets_it(monkeypatch):
     t = bp.train.Trainer(model, bp.nn.MSELoss(), bp.optim.SGD(model.parameters(), lr=0.1))
     t.fit(bp.data.TensorDataset(bp.randn(8, 2), bp.randn(8, 1)), epochs=1, batch_size=4)
     assert calls == [1]
+
+
+def test_a_compiled_step_sets_it_when_it_captures(monkeypatch):
+    import backprop as bp
+    from backprop import _compile
+
+    calls = []
+    monkeypatch.setattr(_compile, "retain_freed_memory", lambda: calls.append(1) or True)
+    model = bp.nn.Linear(2, 1)
+    opt = bp.optim.SGD(model.parameters(), lr=0.1)
+
+    @bp.compile
+    def step(x, y):
+        opt.zero_grad()
+        loss = bp.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    x, y = bp.randn(4, 2), bp.randn(4, 1)
+    step(x, y)
+    assert calls == []  # the warm-up call runs eagerly
+    step(x, y)
+    step(x, y)
+    assert calls == [1]  # once, at the capture

@@ -9,8 +9,10 @@ threshold to 256 MiB makes malloc reuse the freed blocks instead, as PyTorch's a
 TensorFlow's caching allocators do for their tensors. The cost: up to that much freed memory
 stays with the process until it exits (a training run's peak is kept anyway).
 
-Process-wide, so only the training product sets it (``Trainer.fit``, and so ``backprop
-train``); ``BACKPROP_MALLOC=default`` leaves malloc alone. Only glibc has these settings:
+Process-wide, so only what is asked to train fast sets it: the training product
+(``Trainer.fit``, and so ``backprop train``) and a step's first capture by ``backprop.compile``
+(the LeNet-5 and LSTM steps of ``benchmarks/bench_compile.py`` took 0.81x their time with it);
+``BACKPROP_MALLOC=default`` leaves malloc alone. Only glibc has these settings:
 elsewhere (macOS, musl) nothing changes.
 """
 
