@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from backprop.optim.optimizer import Optimizer, _floats, _weight_decay
+from backprop import _fast
+from backprop.optim.optimizer import FAST_MIN, Optimizer, _floats, _weight_decay
 from backprop.tensor import Tensor
 
 
@@ -97,6 +98,16 @@ class Adam(Optimizer):
     def _rule(p, grad, m, v, v_max=None, *, lr, eps, weight_decay, beta1, beta2, step,
               decoupled) -> None:
         grad = _weight_decay(p, grad, lr, weight_decay, decoupled)
+        if v_max is None and p.size >= FAST_MIN:
+            fk = _fast.kernels("optim")
+            if fk is not None and p.shape == grad.shape == m.shape == v.shape \
+                    and _fast.suits(p, grad, m, v):
+                # one pass, the same operations and roundings as below (see _fast/optim.py)
+                t = p.dtype.type
+                fk.adam(p.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
+                        t(1 - beta1), t(beta2), t(1 - beta2), t((1 - beta2**step) ** 0.5),
+                        t(eps), t(-(lr / (1 - beta1**step))))
+                return
         m += (grad - m) * (1 - beta1)  # PyTorch's lerp form of β₁ m + (1 - β₁) g
         v *= beta2
         v += (1 - beta2) * grad * grad

@@ -36,6 +36,12 @@ def _floats(group: dict, *names: str) -> tuple[float, ...]:
     return tuple(float(group[name]) for name in names)
 
 
+FAST_MIN = 4096
+"""Rules hand an update of at least this many elements to the ``[fast]`` extra's one-pass
+kernel (``backprop._fast.optim``) when it is on; below it NumPy's sweeps cost less than the
+call (a size rule: both give the same bits)."""
+
+
 def _weight_decay(p: np.ndarray, grad: np.ndarray, lr: float, weight_decay: float,
                   decoupled: bool = False) -> np.ndarray:
     """Apply weight decay for one parameter (arrays); returns the gradient to use.

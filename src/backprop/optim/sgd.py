@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from backprop.optim.optimizer import Optimizer, _floats, _weight_decay
+from backprop import _fast
+from backprop.optim.optimizer import FAST_MIN, Optimizer, _floats, _weight_decay
 from backprop.tensor import Tensor
 
 
@@ -91,6 +92,16 @@ class SGD(Optimizer):
     def _rule(p, grad, buf=None, *, lr, momentum, dampening, weight_decay, nesterov,
               first=False) -> None:
         grad = _weight_decay(p, grad, lr, weight_decay)
+        if momentum != 0 and not first and dampening == 0 and not nesterov \
+                and p.size >= FAST_MIN:
+            fk = _fast.kernels("optim")
+            if fk is not None and p.shape == grad.shape == buf.shape \
+                    and _fast.suits(p, grad, buf):
+                # one pass, the same operations and roundings as below (see _fast/optim.py)
+                t = p.dtype.type
+                fk.sgd_momentum(p.reshape(-1), grad.reshape(-1), buf.reshape(-1), t(momentum),
+                                t(-lr))
+                return
         if momentum != 0:
             if first:  # PyTorch's rule: the buffer starts as the first gradient, undamped
                 buf[...] = grad
