@@ -102,6 +102,14 @@ def _matmul(ctx, needs, g):
     return grad_a, grad_b
 
 
+def _addmm(ctx, needs, g):
+    x, w = _saved(ctx)
+    product = _linalg.product
+    return (product(g, w, False, False) if needs[0] else None,  # MatMul.apply(g, w)
+            product(g, x, True, False) if needs[1] else None,  # MatMul.apply(g, x, ta=True)
+            g.sum(axis=(0,)) if needs[2] else None)  # Sum.apply(g, dims=(0,))
+
+
 def _log_softmax(ctx, needs, g):
     (y,) = _saved(ctx)
     return (g - np.exp(y) * np.sum(g, axis=(ctx.dim,), keepdims=True),)
@@ -117,6 +125,7 @@ KERNELS = {
     _ew.Relu: _relu,
     _red.Sum: _sum,
     _linalg.MatMul: _matmul,
+    _linalg.Addmm: _addmm,
     _nn.LogSoftmax: _log_softmax,
     _shape.Reshape: _reshape,
 }

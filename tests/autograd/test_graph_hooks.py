@@ -203,7 +203,7 @@ def test_record_of_a_cnn_forward_names_every_op_with_its_attributes():
         logits = model(x)
         loss = bp.nn.functional.cross_entropy(logits, y)
         (logits.argmax(1) == y).sum()
-    assert [r.op for r in ops] == ["Conv", "ReLU", "MaxPool", "View", "MM", "Add",
+    assert [r.op for r in ops] == ["Conv", "ReLU", "MaxPool", "View", "Addmm",
                                    "CrossEntropy", "ArgExtreme", "Eq", "Sum"]
     conv, pool = ops[0], ops[2]
     assert conv.attrs["padding"] == (1, 1, 1, 1) and conv.attrs["stride"] == (1, 1)
@@ -211,7 +211,7 @@ def test_record_of_a_cnn_forward_names_every_op_with_its_attributes():
     assert conv.shapes == (((2, 1, 8, 8), (4, 1, 3, 3), (4,)), ((2, 4, 8, 8),))
     assert conv.dtypes[1] == (np.float32,)
     assert conv.inputs[1] is model[0].weight and conv.outputs[0].shape == (2, 4, 8, 8)
-    assert ops[6].outputs[0] is loss and ops[6].attrs["reduction"] == "mean"
+    assert ops[5].outputs[0] is loss and ops[5].attrs["reduction"] == "mean"
     assert all(r.phase == "forward" for r in ops)
 
 

@@ -40,13 +40,14 @@ def test_each_elementwise_product_is_upstream_times_local():
                 if local is not None and grad is not None:
                     np.testing.assert_allclose(n.upstream_grad * local, grad, rtol=1e-12)
                     checked += 1
-        if n.op == "MM":  # linear: x @ Wᵀ, so ∂L/∂x = g W and ∂L/∂W = gᵀ x
+        if n.op == "Addmm":  # linear: x Wᵀ + b, so ∂L/∂x = g W, ∂L/∂W = gᵀ x, ∂L/∂b = Σₙ g
             if n.grad[0] is not None:  # the first layer's input x needs no gradient
                 np.testing.assert_allclose(n.upstream_grad @ n.local_grad[0], n.grad[0])
                 checked += 1
             np.testing.assert_allclose(n.upstream_grad.T @ n.local_grad[1], n.grad[1])
-            checked += 1
-    assert checked >= 12
+            np.testing.assert_allclose((n.upstream_grad * n.local_grad[2]).sum(0), n.grad[2])
+            checked += 2
+    assert checked >= 10
 
 
 def test_fan_out_gradient_is_the_sum_of_the_children():
@@ -82,8 +83,9 @@ def test_text_element_level_and_finite_difference_heading():
     text = render(explain(XOR_X, XOR_Y, meta={"dataset": "xor"}))
     assert "Backward pass" in text and "finite differences" in text
     assert "∂L/∂0.weight[1,0] =" in text  # every scalar at 9 parameters
-    assert "n7 feeds 2 consumers" in text  # the squared error's d·d
-    assert text.index("[1] n10") < text.index("[2] n9")  # the order backprop visits them
+    assert "n5 feeds 2 consumers" in text  # the squared error's d·d
+    assert text.index("[1] n8") < text.index("[2] n7")  # the order backprop visits them
+    assert "∂L/∂0.bias[1] = " in text  # a bias: the sum over the batch, term by term
     tensor_level = render(explain(XOR_X, XOR_Y, hidden=(8, 8)))
     assert "∂L/∂0.weight[1,0] =" not in tensor_level and "norm" in tensor_level
     md = render(explain(XOR_X, XOR_Y), "markdown")

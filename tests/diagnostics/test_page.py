@@ -74,7 +74,7 @@ def test_stepping_the_page_shows_the_python_trace(page):
     order = ops + trace["backward_order"]
     samples = trace["meta"]["samples"]
     assert [s["node"] for s in result["steps"]] == order
-    assert result["S"] == len(order) == 24
+    assert result["S"] == len(order) == 20
     for shown in result["steps"]:
         node = nodes[shown["node"]]
         expected = np.ravel(row(node["value"], samples))
@@ -90,7 +90,8 @@ def test_stepping_the_page_shows_the_python_trace(page):
     assert [d["step"] for d in result["descent"]] == list(SNAPSHOTS)
     np.testing.assert_allclose(losses, [q["loss"] for q in trace["steps"]], rtol=2e-3)
     assert losses[-1] < losses[0] / 100  # the loss falls as the learner steps
-    assert "n3 = Sigmoid(n2)" in result["clicked"] and "∂L/∂n2[0,0]" in result["clicked"]
+    assert "n3 = Addmm(n2, 2.weight, 2.bias)" in result["clicked"] \
+        and "∂L/∂n2[0,0]" in result["clicked"]
     # the graph's SVG nodes carry their numbers
     match = re.search(r'data-node="n3" data-value="([^"]*)" data-grad="([^"]*)"', dom)
     np.testing.assert_allclose(json.loads(html.unescape(match.group(1))), nodes["n3"]["value"])

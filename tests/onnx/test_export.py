@@ -24,6 +24,19 @@ class CustomMLP(nn.Module):
         return nn.functional.log_softmax(self.b(bp.relu(h)), dim=1)
 
 
+class FunctionalLinear(nn.Module):
+    """nn.functional.linear called in forward: traced op by op (Addmm, then MM + Add)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w, self.b = nn.Parameter(bp.randn(5, 16)), nn.Parameter(bp.randn(5))
+        self.w2 = nn.Parameter(bp.randn(3, 5))
+
+    def forward(self, x):
+        h = nn.functional.linear(x.reshape(x.shape[0], -1), self.w, self.b)
+        return nn.functional.linear(bp.tanh(h), self.w2) + 0.5
+
+
 class Recurrent(nn.Module):
     def __init__(self, cls, batch_first):
         super().__init__()
@@ -53,6 +66,7 @@ def models():
             nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, 3),
             nn.Sigmoid()), (2, 4, 4), 0),
         "custom_mlp": (CustomMLP, (2, 4, 4), 0),
+        "functional_linear": (FunctionalLinear, (2, 4, 4), 0),
         "cnn2d": (lambda: nn.Sequential(
             nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.AvgPool2d(2), nn.Flatten(),

@@ -18,7 +18,7 @@ import numpy as np
 
 import backprop as bp
 from backprop.ops.elementwise import SigmoidGrad, TanhGrad
-from backprop.ops.linalg import MatMul
+from backprop.ops.linalg import Addmm, MatMul
 
 
 class _Lazy:
@@ -598,6 +598,10 @@ LINALG = [
                                                   b.swapaxes(-1, -2) if tb else b),
              torch_fn=None)
       for ta in (False, True) for tb in (False, True)),
+    OpCase("linear_addmm", lambda x, w, b: bp.nn.functional.linear(x, w, b), ((4, 3), (2, 3), (2,)),
+           lambda x, w, b: x @ w.T + b, torch_fn=lambda x, w, b: F.linear(x, w, b)),
+    OpCase("addmm_apply", lambda x, w, b: Addmm.apply(x, w, b), ((1, 3), (5, 3), (5,)),
+           lambda x, w, b: x @ w.T + b, torch_fn=lambda x, w, b: F.linear(x, w, b)),
     _einsum("einsum_matmul", "ij,jk->ik", (2, 3), (3, 4)),
     _einsum("einsum_trace", "ii->", (3, 3)),
     _einsum("einsum_sum", "ij->", (2, 3)),

@@ -151,7 +151,12 @@ def _element_lines(node: TraceNode, k: int, src, local, grad, text: str) -> list
     """Each entry of the gradient ``node`` passes to input ``k``: upstream x local = grad."""
     g = np.asarray(node.upstream_grad)
     lines = []
-    if node.op == "MM" and local is not None:
+    if text.startswith("Σ over the batch"):  # Addmm's bias: ∂L/∂b[j] = Σ_n g[n,j]
+        for (j,) in np.ndindex(np.shape(grad)):
+            expansion = " + ".join(_num(v) for v in g[:, j])
+            lines.append(f"      ∂L/∂{src}[{j}] = {expansion} = {_num(grad[j])}")
+        return lines
+    if node.op in ("MM", "Addmm") and local is not None:
         a_side = text.startswith("g @")
         for index in np.ndindex(np.shape(grad)):
             if a_side:  # ∂L/∂A[n,j] = Σ_i g[n,i] local[i,j]
@@ -260,7 +265,7 @@ def render(t: Trace, fmt: str = "text", level: str = "auto") -> str:
     out.append("Backward pass: the chain rule node by node, in the order backprop visits them")
     out.append("  upstream = ∂L/∂(this node's output), arriving from the nodes that use it;")
     out.append("  each input receives upstream × local derivative (a sum over the matrix "
-               "dimension for MM)")
+               "dimension for MM and Addmm)")
     for step, node_id in enumerate(t.backward_order, 1):
         out.append("")
         out.extend(node_lines(t.node(node_id), step, element))

@@ -32,7 +32,7 @@ class TraceNode:
 
     Attributes:
         id: ``"n<k>"`` for op outputs, the name for leaves (``"0.weight"``, ``"x"``).
-        op: the op's label (``"MM"``, ``"Sigmoid"``) or ``"param"``/``"input"``.
+        op: the op's label (``"Addmm"``, ``"Sigmoid"``) or ``"param"``/``"input"``.
         inputs: per positional input, the id of the node it is, or the constant itself.
         value: the forward value (ndarray).
         formula: the op's rule from its docstring (``"y = tanh x;  ∂y/∂x = 1 - y²"``).
@@ -159,6 +159,9 @@ def _local(record, values: list) -> tuple[list, list]:
     op, attrs = record.op, record.attrs
     tensors = [isinstance(a, Tensor) for a in record.inputs]
     out_shape = record.shapes[1][0]
+    if op == "Addmm" and all(tensors):  # y = x Wᵀ + b: ∂L/∂x = g W, ∂L/∂W = gᵀ x, ∂L/∂b = Σₙ g
+        x, w, _ = values
+        return [w, x, np.ones(out_shape)], ["g @ local", "gᵀ @ local", "Σ over the batch of g"]
     if op == "MM" and all(tensors):
         a, b = values
         if attrs.get("transpose_b"):  # y = a bᵀ: ∂L/∂a = g b, ∂L/∂b = gᵀ a

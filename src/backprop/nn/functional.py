@@ -41,7 +41,7 @@ from backprop.nn.loss import (
     triplet_margin_loss,
 )
 from backprop.ops.elementwise import elu, gelu, leaky_relu, relu, sigmoid, softplus, tanh
-from backprop.ops.linalg import MatMul
+from backprop.ops.linalg import Addmm, MatMul
 from backprop.ops.logical import one_hot
 from backprop.ops.nn_ops import log_softmax, softmax
 from backprop.ops.shape import pad
@@ -81,6 +81,9 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         )
     if x.dtype is not w.dtype:
         check_same_dtype("linear", input, weight, layer=True)
+    if len(shape) == 2 and isinstance(bias, Tensor) and bias.data.shape == w.shape[:1] \
+            and bias.data.dtype is x.dtype and len(w.shape) == 2:
+        return Addmm.apply(input, weight, bias)  # one op, as PyTorch's addmm
     if len(shape) == 1:
         out = _bp.matmul(input, weight.T)
     else:  # one op: the product with Wᵀ without materialising the transpose

@@ -205,6 +205,8 @@ def _emit_op(b: _Builder, rec, where: str, batch: int, batch_axis: int) -> None:
         out = b.node(_UNARY[op], ins[:1])
     elif op in _BINARY and len(ins) == 2:
         out = b.node(_BINARY[op], ins)
+    elif op == "Addmm":  # F.linear with a bias: x Wᵀ + b
+        out = b.node("Gemm", ins[:3], transB=1)
     elif op == "MM" or op == "MatMul":
         rhs = ins[1]
         if attrs.get("transpose_b"):
@@ -236,7 +238,7 @@ def _emit_op(b: _Builder, rec, where: str, batch: int, batch_axis: int) -> None:
         raise UnsupportedOpError(f"ONNX export: no translation for the op {where}; supported "
                                  f"are the layers Linear, Conv1d/2d, BatchNorm, pooling, "
                                  f"Flatten, Dropout, LSTM, GRU and the ops "
-                                 f"{sorted(set(_UNARY) | set(_BINARY))}, MM, View, Permute, "
+                                 f"{sorted(set(_UNARY) | set(_BINARY))}, Addmm, MM, View, Permute, "
                                  f"Softmax, LogSoftmax, Cat, Clamp, basic indexing (ints and "
                                  f"slices)")
     b.names[id(rec.outputs[0])] = out

@@ -33,7 +33,7 @@ def exact_gradients(model: Module) -> Iterator[Module]:
         >>> fa = bp.rules.feedback_alignment(bp.nn.Linear(3, 2))
         >>> with bp.rules.exact_gradients(fa):
         ...     fa(bp.ones(1, 3)).grad_fn.name()
-        'AddBackward'
+        'AddmmBackward'
     """
     mods = [m for m in model.modules() if isinstance(m, _RULE_MODULES)]
     for m in mods:
