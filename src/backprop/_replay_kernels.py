@@ -110,6 +110,11 @@ def _addmm(ctx, needs, g):
             g.sum(axis=(0,)) if needs[2] else None)  # Sum.apply(g, dims=(0,))
 
 
+def _mse(ctx, needs, g):
+    gx = _nn.mse_grad(ctx.d, g, ctx.scale)  # MseLoss.backward's first-order path
+    return (gx if needs[0] else None), (-gx if needs[1] else None)
+
+
 def _log_softmax(ctx, needs, g):
     (y,) = _saved(ctx)
     return (g - np.exp(y) * np.sum(g, axis=(ctx.dim,), keepdims=True),)
@@ -127,5 +132,6 @@ KERNELS = {
     _linalg.MatMul: _matmul,
     _linalg.Addmm: _addmm,
     _nn.LogSoftmax: _log_softmax,
+    _nn.MseLoss: _mse,
     _shape.Reshape: _reshape,
 }

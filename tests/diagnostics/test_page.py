@@ -74,7 +74,7 @@ def test_stepping_the_page_shows_the_python_trace(page):
     order = ops + trace["backward_order"]
     samples = trace["meta"]["samples"]
     assert [s["node"] for s in result["steps"]] == order
-    assert result["S"] == len(order) == 20
+    assert result["S"] == len(order) == 14
     for shown in result["steps"]:
         node = nodes[shown["node"]]
         expected = np.ravel(row(node["value"], samples))
@@ -104,7 +104,7 @@ def test_screenshot_at_1280x800_is_not_blank(page, tmp_path):
     image = pytest.importorskip("matplotlib.image")
     path, _, _ = page
     shot = tmp_path / "page.png"
-    chromium("--window-size=1280,800", f"--screenshot={shot}", path.as_uri() + "#step=20")
+    chromium("--window-size=1280,800", f"--screenshot={shot}", path.as_uri() + "#step=14")
     pixels = image.imread(shot)[..., :3]
     assert pixels.shape[:2] == (800, 1280)
     not_background = np.mean(np.abs(pixels - pixels[0, 0]).sum(axis=-1) > 0.1)

@@ -535,6 +535,14 @@ REDUCTIONS = [
            lambda x, t: _nll_ref(np.log(_softmax_ref(x, 1)), t, _CLASS_W, 1, smoothing=0.2),
            torch_fn=lambda x, t: F.cross_entropy(x, t, torch.tensor(_CLASS_W), ignore_index=1,
                                                  label_smoothing=0.2)),
+    # the fused MseLoss op (input and target both differentiated), and a 0-d input
+    OpCase("mse_loss_mean", lambda x, t: bp.nn.functional.mse_loss(x, t), ((4, 3), (4, 3)),
+           lambda x, t: np.mean((x - t) ** 2), torch_fn=lambda x, t: F.mse_loss(x, t)),
+    OpCase("mse_loss_sum", lambda x, t: bp.nn.functional.mse_loss(x, t, reduction="sum"),
+           ((2, 3, 2), (2, 3, 2)), lambda x, t: np.sum((x - t) ** 2),
+           torch_fn=lambda x, t: F.mse_loss(x, t, reduction="sum")),
+    OpCase("mse_loss_0d", lambda x, t: bp.nn.functional.mse_loss(x, t), ((), ()),
+           lambda x, t: (x - t) ** 2, torch_fn=lambda x, t: F.mse_loss(x, t)),
     # the fused CrossEntropy op: every reduction, class dims, ignored positions
     OpCase("cross_entropy", lambda x, t: bp.nn.functional.cross_entropy(x, t),
            ((5, 4), fixed([0, 3, 3, 1, 2])),

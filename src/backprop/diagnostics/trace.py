@@ -159,6 +159,11 @@ def _local(record, values: list) -> tuple[list, list]:
     op, attrs = record.op, record.attrs
     tensors = [isinstance(a, Tensor) for a in record.inputs]
     out_shape = record.shapes[1][0]
+    if op == "MseLoss":  # y = Σ (x - t)² · k/2: ∂y/∂x = k (x - t), ∂y/∂t = -k (x - t)
+        x, t = values
+        k = 2 / np.size(x) if attrs.get("reduction", "mean") == "mean" else 2.0
+        local = k * (np.asarray(x, np.float64) - np.asarray(t, np.float64))
+        return [local, -local], ["g ⊙ local", "g ⊙ local"]
     if op == "Addmm" and all(tensors):  # y = x Wᵀ + b: ∂L/∂x = g W, ∂L/∂W = gᵀ x, ∂L/∂b = Σₙ g
         x, w, _ = values
         return [w, x, np.ones(out_shape)], ["g @ local", "gᵀ @ local", "Σ over the batch of g"]

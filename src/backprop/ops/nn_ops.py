@@ -176,6 +176,43 @@ class CrossEntropy(Function):
         return const(p)
 
 
+class MseLoss(Function):
+    """y = mean((x - t)²) or sum((x - t)²); ∂L/∂x = g·k·(x - t), k = 2/n or 2; ∂L/∂t = -∂L/∂x
+
+    (n: the element count; 'mean' or 'sum' reduction.)
+
+    One op for the common case of ``mse_loss`` (same shapes and dtypes, no weight), as
+    PyTorch's MseLossBackward0: the composite is four ops (Sub, Mul, Sum, Div) and four graph
+    nodes, most of a small model's loss cost. The forward computes what the composite did, in
+    its order; under ``create_graph`` the gradient is rebuilt from tensor ops, so it is
+    differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx, x, t, reduction="mean"):
+        d = x - t
+        ctx.save_for_backward(x, t)
+        ctx.d = d  # first-order backward reuses it (higher orders recompute from x and t)
+        ctx.scale = 2 / d.size if reduction == "mean" else 2
+        y = np.multiply(d, d).sum()
+        return y / d.size if reduction == "mean" else y
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        need_x, need_t = ctx.needs_input_grad
+        if _state.grad_enabled:  # create_graph: a function of x and t
+            x, t = ctx.saved_tensors
+            gx = (x - t) * (grad_out * ctx.scale)
+        else:
+            gx = const(mse_grad(ctx.d, grad_out.data, ctx.scale))
+        return (gx if need_x else None), (-gx if need_t else None)
+
+
+def mse_grad(d: np.ndarray, g: np.ndarray, scale: float) -> np.ndarray:
+    """MseLoss's first-order input gradient on arrays: d·(g·scale), d = x - t."""
+    return d * (g * scale)
+
+
 def _class_shape(weight: np.ndarray, ndim: int, cdim: int) -> np.ndarray:
     """Class weights (C,) shaped to broadcast along the class dimension of an ndim-d array."""
     return weight.reshape((-1,) + (1,) * (ndim - cdim - 1))

@@ -13,6 +13,7 @@ from backprop.nn.loss._common import (
     _reduce,
 )
 from backprop.ops.elementwise import clamp
+from backprop.ops.nn_ops import MseLoss
 from backprop.tensor import Tensor
 
 # --- functional losses ---
@@ -62,6 +63,10 @@ def l1_loss(input: Tensor, target: Tensor, *, reduction: str = "mean",
 
 def _regression_loss(fn, input, target, reduction, weight, square) -> Tensor:
     _check_reduction(fn, reduction)
+    if square and weight is None and reduction != "none" and isinstance(input, Tensor) \
+            and isinstance(target, Tensor) and input.data.shape == target.data.shape \
+            and input.data.dtype is target.data.dtype and input.data.dtype.kind == "f":
+        return MseLoss.apply(input, target, reduction=reduction)  # one op, as PyTorch's
     diff = _residual(fn, input, target, stacklevel=4)
     loss = diff * diff if square else diff.abs()
     if weight is None:
