@@ -18,6 +18,7 @@ from math import prod
 import numpy as np
 
 from backprop.ops import elementwise as _ew
+from backprop.ops import inplace as _inplace
 from backprop.ops import linalg as _linalg
 from backprop.ops import nn_ops as _nn
 from backprop.ops import reduction as _red
@@ -128,6 +129,7 @@ KERNELS = {
     _ew.Tanh: _tanh,
     _ew.Sigmoid: _sigmoid,
     _ew.Relu: _relu,
+    _inplace.ReluInplace: _relu,  # relu_ saves its result, as Relu does
     _red.Sum: _sum,
     _linalg.MatMul: _matmul,
     _linalg.Addmm: _addmm,

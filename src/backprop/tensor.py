@@ -644,6 +644,10 @@ class Tensor(OpMethods, TorchMethods):
         """In place: set every element to ``value``."""
         return _inplace.fill_(self, value)
 
+    def relu_(self) -> Tensor:
+        """In place: max(self, 0) (PyTorch's ``relu_``; see ``ops.inplace.relu_``)."""
+        return _inplace.relu_(self)
+
     def zero_(self) -> Tensor:
         """In place: set every element to zero."""
         return _inplace.fill_(self, 0)

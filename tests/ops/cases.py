@@ -284,6 +284,22 @@ def _kernels(x, w):
     return z + y
 
 
+def _activation_kernels(x):
+    with bp.no_grad():
+        parts = [x.clone() for _ in range(4)]
+        F_ = bp.nn.functional
+        F_.relu(parts[0], inplace=True)
+        F_.leaky_relu(parts[1], 0.2, inplace=True)
+        F_.elu(parts[2], 0.5, inplace=True)
+        F_.silu(parts[3], inplace=True)
+    return bp.stack(parts)
+
+
+def _ref_activation_kernels(x):
+    return np.stack([np.maximum(x, 0), np.where(x > 0, x, 0.2 * x),
+                     np.where(x > 0, x, 0.5 * np.expm1(x)), x / (1 + np.exp(-x))])
+
+
 def _ref_kernels(x, w):
     y = np.clip((x + w - 0.5 * w) * w / 2.0, -1.0, 1.0)
     z = np.maximum(y, 0.0)
@@ -741,6 +757,15 @@ SHAPE = [
            _ref_other_view, torch_fn=None),
     OpCase("inplace_kernels_no_grad", _kernels, ((3, 3), (3,)), _ref_kernels,
            differentiable=False, torch_fn=None),
+    OpCase("inplace_activation_kernels_no_grad", _activation_kernels, ((2, 3),),
+           _ref_activation_kernels, differentiable=False, torch_fn=None),
+    # relu_ recorded on a tensor made by an op: one pass in its memory (ReluInplace)
+    OpCase("inplace_relu_recorded", lambda x: bp.nn.functional.relu(x * 1.0, inplace=True),
+           ((2, 3),), lambda x: np.maximum(x, 0), avoid=(0.0,),
+           torch_fn=lambda x: F.relu(x * 1.0, inplace=True)),
+    OpCase("inplace_elu_recorded", lambda x: bp.nn.functional.elu(x * 1.0, 0.5, inplace=True),
+           ((2, 3),), lambda x: np.where(x > 0, x, 0.5 * np.expm1(x)), avoid=(0.0,),
+           torch_fn=lambda x: F.elu(x * 1.0, 0.5, inplace=True)),
     OpCase("diagonal", lambda x: x.diagonal(), ((3, 4),), lambda x: np.diagonal(x).copy()),
     OpCase("diagonal_offset_dims", lambda x: x.diagonal(1, 2, 0), ((3, 2, 4),),
            lambda x: np.diagonal(x, 1, 2, 0).copy()),

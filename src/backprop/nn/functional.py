@@ -40,7 +40,9 @@ from backprop.nn.loss import (
     smooth_l1_loss,
     triplet_margin_loss,
 )
-from backprop.ops.elementwise import elu, gelu, leaky_relu, relu, sigmoid, softplus, tanh
+from backprop.ops import elementwise as _ew
+from backprop.ops import inplace as _inplace
+from backprop.ops.elementwise import gelu, sigmoid, softplus, tanh
 from backprop.ops.linalg import Addmm, MatMul
 from backprop.ops.logical import one_hot
 from backprop.ops.nn_ops import log_softmax, softmax
@@ -91,6 +93,24 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return out if bias is None else out + bias
 
 
-def silu(input: Tensor) -> Tensor:
-    """x·σ(x) (the swish activation)."""
-    return input * sigmoid(input)
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    """max(x, 0), elementwise; ``inplace=True`` writes it into ``input`` and returns it (as
+    PyTorch's, with its rules: not on a leaf that requires grad while grad is recorded)."""
+    return _inplace.relu_(input) if inplace else _ew.relu(input)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x if x > 0 else negative_slope·x, elementwise (``inplace``: as ``relu``)."""
+    if inplace:
+        return _inplace.leaky_relu_(input, negative_slope)
+    return _ew.leaky_relu(input, negative_slope)
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x if x > 0 else alpha·(eˣ - 1), elementwise (``inplace``: as ``relu``)."""
+    return _inplace.elu_(input, alpha) if inplace else _ew.elu(input, alpha)
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """x·σ(x) (the swish activation; ``inplace``: as ``relu``)."""
+    return _inplace.silu_(input) if inplace else input * sigmoid(input)

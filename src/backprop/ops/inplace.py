@@ -268,6 +268,10 @@ class _Direct:
     def mark_dirty(*arrays) -> None:
         pass
 
+    @staticmethod
+    def save_for_backward(*values) -> None:  # ReluInplace saves its result when recorded
+        pass
+
 
 _DIRECT = _Direct()
 
@@ -439,13 +443,89 @@ def fill_(t: Tensor, value) -> Tensor:
     return _apply(t, "fill_", _fill, FillInplace, (), {"value": value})
 
 
+def relu_(t: Tensor) -> Tensor:
+    """In place: t = max(t, 0) (PyTorch's ``relu_``, what ``nn.ReLU(inplace=True)`` calls).
+
+    When grad is recorded on a tensor made by an op (not a view, not a leaf), one pass in its own
+    memory that saves the result for backward (``ReluInplace``), as PyTorch's relu_ does: a node
+    that saved the old values then refuses to backward (the version counter), as in PyTorch.
+    Otherwise the general in-place path (views, refusals, the untracked kernel)."""
+    if t._base is None and t._grad_fn is not None and _state.grad_enabled:
+        return ReluInplace.apply(t)
+    return _apply(t, "relu_", relu, ReluInplace, (), _NO_KWARGS)
+
+
+def leaky_relu_(t: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """In place: t = t if t > 0 else negative_slope·t (PyTorch's ``leaky_relu_``)."""
+    return _apply(t, "leaky_relu_", _activation, ActivationInplace, (),
+                  {"function": LeakyRelu, "negative_slope": negative_slope})
+
+
+def elu_(t: Tensor, alpha: float = 1.0) -> Tensor:
+    """In place: t = t if t > 0 else alpha·(eᵗ - 1) (PyTorch's ``elu_``)."""
+    return _apply(t, "elu_", _activation, ActivationInplace, (),
+                  {"function": Elu, "alpha": alpha})
+
+
+def silu_(t: Tensor) -> Tensor:
+    """In place: t = t·σ(t) (what ``F.silu(x, inplace=True)`` does)."""
+    return _apply(t, "silu_", _activation, ActivationInplace, (),
+                  {"function": Sigmoid, "times_input": True})
+
+
 def setitem_(t: Tensor, index, value) -> None:
     """In place: t[index] = value (basic or advanced indexing)."""
     index = _raw_index(index)
     _apply(t, "setitem", _index_put, SetItemInplace, (value,), {"index": index})
 
 
+class ReluInplace(Function):
+    """x ← max(x, 0) in x's own memory;  ∂L/∂x = G where y > 0, else 0 (y, the result, saved:
+    PyTorch's relu_). Also the untracked kernel of ``relu_``."""
+
+    label = "ReLU"
+
+    @staticmethod
+    def forward(ctx, x):
+        np.maximum(x, 0, out=x)
+        ctx.mark_dirty(x)
+        ctx.save_for_backward(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (y,) = ctx.saved_tensors
+        return grad_out * const(y.data > 0)  # Relu's rule
+
+
+class _Scratch:
+    """The ctx of a Function's forward kernel run for its values alone."""
+
+    def save_for_backward(self, *values) -> None:
+        pass
+
+
+class ActivationInplace(_InplaceKernel):
+    """x ← f(x), f an elementwise activation given by its Function (times x when
+    ``times_input``: SiLU is x·σ(x)), written into x: the untracked kernel of ``leaky_relu_``,
+    ``elu_`` and ``silu_`` (recorded, they take the out-of-place op: ``_activation``)."""
+
+    @staticmethod
+    def forward(ctx, x, function=None, times_input=False, **kwargs):
+        y = function.forward(_Scratch(), x, **kwargs)
+        if times_input:
+            np.multiply(x, y, out=x)
+        else:
+            np.copyto(x, y)
+        ctx.mark_dirty(x)
+        return x
+
+
 # out-of-place forms for the recorded path: op(old, *args, **kwargs)
+def _activation(old, function=None, times_input=False, **kwargs):
+    y = function.apply(old, **kwargs)
+    return old * y if times_input else y
+
 def _add(old, other, alpha=1):
     return add(old, other, alpha=alpha)
 
@@ -490,5 +570,17 @@ def _index_put(old, value, index=None):
     return index_put(old, index, value)
 
 
-from backprop.ops.elementwise import add, clamp, div, mul, sub, to_dtype, where  # noqa: E402
+from backprop.ops.elementwise import (  # noqa: E402
+    Elu,
+    LeakyRelu,
+    Sigmoid,
+    add,
+    clamp,
+    div,
+    mul,
+    relu,
+    sub,
+    to_dtype,
+    where,
+)
 from backprop.ops.shape import index_put  # noqa: E402
