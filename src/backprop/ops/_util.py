@@ -4,7 +4,33 @@ from __future__ import annotations
 
 import numpy as np
 
+from backprop.autograd.grad_mode import _debug, _state
 from backprop.tensor import Tensor, _wrap
+
+
+class _Scratch:
+    """The ctx of a forward kernel run for its values alone (``kernel``)."""
+
+    def save_for_backward(self, *values) -> None:
+        pass
+
+
+_SCRATCH = _Scratch()
+
+
+def first_order() -> bool:
+    """True when a backward rule runs first order with nothing watching ops (no recorder, no
+    anomaly check): the ops it would apply build no graph then, so the rule may run their
+    forward kernels on arrays instead (``kernel``), with the same results and without a
+    dispatch per op (the hot rules: a linear layer's, the activations')."""
+    return not _state.grad_enabled and not _debug.recorders and not _debug.anomaly
+
+
+def kernel(cls, *arrays, **kwargs) -> Tensor:
+    """``cls.apply(*arrays, **kwargs)``'s value as a constant Tensor, from the op's forward
+    kernel itself (same operations, same bits; for rules under ``first_order()``)."""
+    out = cls.forward(_SCRATCH, *arrays, **kwargs)
+    return _wrap(out if type(out) is np.ndarray else np.asarray(out), False, None, 0)
 
 
 def const(arr) -> Tensor:

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from backprop.autograd.function import Function
-from backprop.ops._util import const
+from backprop.ops._util import const, first_order, kernel
 from backprop.tensor import Tensor, _raw, _resolve_dtype
 
 # --- arithmetic ---
@@ -248,6 +248,8 @@ class Tanh(Function):
     @staticmethod
     def backward(ctx, grad_out):
         (y,) = ctx.saved_tensors
+        if first_order():  # TanhGrad's kernel on arrays (see ops._util.first_order)
+            return kernel(TanhGrad, grad_out.data, y.data)
         return TanhGrad.apply(grad_out, y)
 
 
@@ -286,6 +288,8 @@ class Sigmoid(Function):
     @staticmethod
     def backward(ctx, grad_out):
         (y,) = ctx.saved_tensors
+        if first_order():  # SigmoidGrad's kernel on arrays (see ops._util.first_order)
+            return kernel(SigmoidGrad, grad_out.data, y.data)
         return SigmoidGrad.apply(grad_out, y)
 
 
@@ -371,6 +375,8 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, grad_out):
         (y,) = ctx.saved_tensors
+        if first_order():  # Mul's kernel on arrays (see ops._util.first_order)
+            return kernel(Mul, grad_out.data, y.data > 0)
         return grad_out * const(y.data > 0)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from backprop._blas import gemm_threads
 from backprop.autograd.function import Function
 from backprop.errors import ShapeError, check_same_dtype
-from backprop.ops._util import const
+from backprop.ops._util import const, first_order, kernel
 from backprop.ops.reduction import Sum
 from backprop.tensor import Tensor, _raw
 
@@ -50,6 +50,15 @@ class MatMul(Function):
         # with A' = op(A), B' = op(B):  ∂L/∂A' = G B'ᵀ,  ∂L/∂B' = A'ᵀ G, transposed back if flagged
         ta, tb = ctx.ta, ctx.tb
         grad_a = grad_b = None
+        if first_order():  # the same products on arrays (see ops._util.first_order)
+            g, a, b = g.data, a.data, b.data
+            if need_a:
+                grad_a = kernel(MatMul, b, g, transpose_a=tb, transpose_b=True) if ta \
+                    else kernel(MatMul, g, b, transpose_b=not tb)
+            if need_b:
+                grad_b = kernel(MatMul, g, a, transpose_a=True, transpose_b=ta) if tb \
+                    else kernel(MatMul, a, g, transpose_a=not ta)
+            return grad_a, grad_b
         if need_a:
             grad_a = (MatMul.apply(b, g, transpose_a=tb, transpose_b=True) if ta
                       else MatMul.apply(g, b, transpose_b=not tb))
@@ -80,6 +89,11 @@ class Addmm(Function):
     def backward(ctx, grad_out):
         x, w = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
+        if first_order():  # the same kernels on arrays (see ops._util.first_order)
+            g = grad_out.data
+            return (kernel(MatMul, g, w.data) if need_x else None,
+                    kernel(MatMul, g, x.data, transpose_a=True) if need_w else None,
+                    kernel(Sum, g, dims=(0,)) if need_b else None)
         # MatMul's own rule for transpose_b=True, and the engine's bias reduction (a sum over
         # the batch axis)
         grad_x = MatMul.apply(grad_out, w) if need_x else None
