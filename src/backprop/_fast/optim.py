@@ -16,9 +16,12 @@ weight decay, stays in NumPy before the call).
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
-from backprop._fast._jit import jit
+# error_model="numpy": a float division may not raise ZeroDivisionError (Adam's denominator is
+# at least ε > 0 anyway), so LLVM can vectorise the loops; no fastmath (see _jit.py)
+jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
 @jit
