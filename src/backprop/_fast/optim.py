@@ -3,7 +3,7 @@ state instead of one NumPy sweep (and often a fresh temporary) per term of the r
 
 SGD with momentum is four sweeps in NumPy (``buf *= μ``, ``buf += g``, ``-γ·buf``, ``θ +=``)
 and Adam about ten; the update of the 784-512-256-10 MLP took 449 µs with NumPy and 215 µs here
-(SGD with momentum, float32). Each kernel does exactly the NumPy rule's operations in its
+with SGD and momentum, 1.82 and 0.37 ms with Adam (float32). Each kernel does exactly the NumPy rule's operations in its
 order, each rounded to the array's dtype (no fastmath, so no fused multiply-add), with the
 scalars cast to that dtype as NumPy casts a Python float: the results are bit-identical to the
 NumPy path (tests/fast/test_optim_fast.py), so switching the fast path on or off, or compiling
