@@ -23,17 +23,7 @@ from backprop.ops import linalg as _linalg
 from backprop.ops import nn_ops as _nn
 from backprop.ops import reduction as _red
 from backprop.ops import shape as _shape
-from backprop.ops._util import keepdim_shape
-
-
-class _Scratch:
-    """A throwaway ctx for the forward kernels called here (what they save is not needed)."""
-
-    def save_for_backward(self, *values) -> None:
-        pass
-
-
-_SCRATCH = _Scratch()
+from backprop.ops._util import _SCRATCH, keepdim_shape
 
 
 def _saved(ctx) -> tuple:

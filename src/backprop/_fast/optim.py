@@ -1,14 +1,14 @@
 """numba kernels of the optimizers' updates: one pass over the parameter, its gradient and its
 state instead of one NumPy sweep (and often a fresh temporary) per term of the rule.
 
-SGD with momentum is four sweeps in NumPy (``buf *= μ``, ``buf += g``, ``-γ·buf``, ``θ +=``)
-and Adam about ten; the update of the 784-512-256-10 MLP took 449 µs with NumPy and 215 µs here
-with SGD and momentum, 1.82 and 0.37 ms with Adam (float32). Each kernel does exactly the NumPy rule's operations in its
-order, each rounded to the array's dtype (no fastmath, so no fused multiply-add), with the
-scalars cast to that dtype as NumPy casts a Python float: the results are bit-identical to the
-NumPy path (tests/fast/test_optim_fast.py), so switching the fast path on or off, or compiling
-a step, never changes a training run. Serial: the work is memory-bound and a parallel launch
-would cost more than it saves at these sizes.
+SGD with momentum is four sweeps in NumPy (``buf *= μ``, ``buf += g``, ``-γ·buf``, ``θ +=``) and
+Adam about ten; the update of the 784-512-256-10 MLP took 449 µs with NumPy and 215 µs here with
+SGD and momentum, 1.82 and 0.37 ms with Adam (float32). Each kernel does exactly the NumPy
+rule's operations in its order, each rounded to the array's dtype (no fastmath, so no fused
+multiply-add), with the scalars cast to that dtype as NumPy casts a Python float: the results
+are bit-identical to the NumPy path (tests/fast/test_optim_fast.py), so switching the fast path
+on or off, or compiling a step, never changes a training run. Serial: the work is memory-bound
+and a parallel launch would cost more than it saves at these sizes.
 
 The rules in ``optim`` call these for their common cases only (the rest of a rule, such as
 weight decay, stays in NumPy before the call).

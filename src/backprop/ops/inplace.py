@@ -29,7 +29,7 @@ import numpy as np
 from backprop.autograd.function import _INPUT, _OUTPUT, Context, Function, _sequence
 from backprop.autograd.grad_mode import _debug, _state, no_grad
 from backprop.errors import ShapeError
-from backprop.ops._util import const
+from backprop.ops._util import _SCRATCH, const
 from backprop.tensor import Tensor, _raw_index, _wrap
 
 # --- in-place kernels (the untracked path) ---------------------------------------------------
@@ -498,13 +498,6 @@ class ReluInplace(Function):
         return grad_out * const(y.data > 0)  # Relu's rule
 
 
-class _Scratch:
-    """The ctx of a Function's forward kernel run for its values alone."""
-
-    def save_for_backward(self, *values) -> None:
-        pass
-
-
 class ActivationInplace(_InplaceKernel):
     """x ← f(x), f an elementwise activation given by its Function (times x when
     ``times_input``: SiLU is x·σ(x)), written into x: the untracked kernel of ``leaky_relu_``,
@@ -512,7 +505,7 @@ class ActivationInplace(_InplaceKernel):
 
     @staticmethod
     def forward(ctx, x, function=None, times_input=False, **kwargs):
-        y = function.forward(_Scratch(), x, **kwargs)
+        y = function.forward(_SCRATCH, x, **kwargs)
         if times_input:
             np.multiply(x, y, out=x)
         else:

@@ -200,8 +200,8 @@ class MseLoss(Function):
     @staticmethod
     def backward(ctx, grad_out):
         need_x, need_t = ctx.needs_input_grad
+        x, t = ctx.saved_tensors  # (also the check that neither changed in place since)
         if _state.grad_enabled:  # create_graph: a function of x and t
-            x, t = ctx.saved_tensors
             gx = (x - t) * (grad_out * ctx.scale)
         else:
             gx = const(mse_grad(ctx.d, grad_out.data, ctx.scale))

@@ -65,7 +65,8 @@ def _regression_loss(fn, input, target, reduction, weight, square) -> Tensor:
     _check_reduction(fn, reduction)
     if square and weight is None and reduction != "none" and isinstance(input, Tensor) \
             and isinstance(target, Tensor) and input.data.shape == target.data.shape \
-            and input.data.dtype is target.data.dtype and input.data.dtype.kind == "f":
+            and input.data.dtype is target.data.dtype and input.data.dtype.kind == "f" \
+            and input.data.size:
         return MseLoss.apply(input, target, reduction=reduction)  # one op, as PyTorch's
     diff = _residual(fn, input, target, stacklevel=4)
     loss = diff * diff if square else diff.abs()
