@@ -1281,3 +1281,18 @@ def test_functional_and_nn_reexport_the_remaining_losses():
     for name in ("HuberLoss", "SmoothL1Loss", "KLDivLoss", "MultiMarginLoss",
                  "HingeEmbeddingLoss", "CosineEmbeddingLoss", "TripletMarginLoss"):
         assert getattr(nn, name) is getattr(loss_module, name) and name in nn.__all__
+
+
+def test_mse_loss_op_checks_its_inputs_did_not_change_and_empty_input_is_nan():
+    x = bp.randn(3, requires_grad=True)
+    h = x * 1.0
+    loss = F.mse_loss(h, bp.randn(3))
+    assert loss.grad_fn.name() == "MseLossBackward"
+    with bp.no_grad():
+        h.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an in"):
+        loss.backward()
+    with warnings.catch_warnings():  # NumPy's mean of nothing
+        warnings.simplefilter("ignore")
+        empty = F.mse_loss(bp.zeros(0, 3, requires_grad=True), bp.zeros(0, 3))
+    assert np.isnan(empty.item())
