@@ -17,6 +17,7 @@ from math import prod
 
 import numpy as np
 
+from backprop.ops import activation as _act
 from backprop.ops import elementwise as _ew
 from backprop.ops import inplace as _inplace
 from backprop.ops import linalg as _linalg
@@ -118,7 +119,7 @@ KERNELS = {
     _ew.Div: _div,
     _ew.Tanh: _tanh,
     _ew.Sigmoid: _sigmoid,
-    _ew.Relu: _relu,
+    _act.Relu: _relu,
     _inplace.ReluInplace: _relu,  # relu_ saves its result, as Relu does
     _red.Sum: _sum,
     _linalg.MatMul: _matmul,

@@ -13,7 +13,8 @@ from __future__ import annotations
 from backprop import creation
 from backprop.nn.recurrent import _gru_step
 from backprop.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
-from backprop.ops.elementwise import relu, tanh
+from backprop.ops.activation import relu
+from backprop.ops.elementwise import tanh
 from backprop.ops.linalg import MatMul
 from backprop.ops.recurrent import LSTMCellStep
 from backprop.ops.shape import cat, index_select, stack

@@ -40,9 +40,10 @@ from backprop.nn.loss import (
     smooth_l1_loss,
     triplet_margin_loss,
 )
-from backprop.ops import elementwise as _ew
+from backprop.ops import activation as _act
 from backprop.ops import inplace as _inplace
-from backprop.ops.elementwise import gelu, sigmoid, softplus, tanh
+from backprop.ops.activation import gelu, softplus
+from backprop.ops.elementwise import sigmoid, tanh
 from backprop.ops.linalg import Addmm, MatMul
 from backprop.ops.logical import one_hot
 from backprop.ops.nn_ops import log_softmax, softmax
@@ -96,19 +97,19 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """max(x, 0), elementwise; ``inplace=True`` writes it into ``input`` and returns it (as
     PyTorch's, with its rules: not on a leaf that requires grad while grad is recorded)."""
-    return _inplace.relu_(input) if inplace else _ew.relu(input)
+    return _inplace.relu_(input) if inplace else _act.relu(input)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x if x > 0 else negative_slope·x, elementwise (``inplace``: as ``relu``)."""
     if inplace:
         return _inplace.leaky_relu_(input, negative_slope)
-    return _ew.leaky_relu(input, negative_slope)
+    return _act.leaky_relu(input, negative_slope)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x if x > 0 else alpha·(eˣ - 1), elementwise (``inplace``: as ``relu``)."""
-    return _inplace.elu_(input, alpha) if inplace else _ew.elu(input, alpha)
+    return _inplace.elu_(input, alpha) if inplace else _act.elu(input, alpha)
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:

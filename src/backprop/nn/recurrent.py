@@ -32,7 +32,8 @@ from backprop.nn import _functional_layers as FL
 from backprop.nn import init
 from backprop.nn.module import Module, Parameter
 from backprop.nn.utils.rnn import PackedSequence
-from backprop.ops.elementwise import relu, sigmoid, tanh
+from backprop.ops.activation import relu
+from backprop.ops.elementwise import sigmoid, tanh
 from backprop.ops.linalg import MatMul
 from backprop.ops.recurrent import GRULayer, LSTMCellStep, LSTMLayer, RNNLayer
 from backprop.ops.shape import cat, reshape, stack, transpose

@@ -1,6 +1,7 @@
 """Every op, as a function on Tensors. Primitives (Function subclasses) and the composites built
 from them; ``backprop`` re-exports all of these."""
 
+from backprop.ops.activation import elu, gelu, leaky_relu, relu, softplus
 from backprop.ops.elementwise import (
     abs,
     add,
@@ -9,11 +10,8 @@ from backprop.ops.elementwise import (
     clone,
     cos,
     div,
-    elu,
     erf,
     exp,
-    gelu,
-    leaky_relu,
     log,
     log1p,
     masked_fill,
@@ -22,10 +20,8 @@ from backprop.ops.elementwise import (
     mul,
     neg,
     pow,
-    relu,
     sigmoid,
     sin,
-    softplus,
     sqrt,
     sub,
     tanh,

@@ -358,101 +358,6 @@ class Erf(Function):
         return grad_out * (exp(-(x * x)) * (2 / math.sqrt(math.pi)))
 
 
-# --- activations ---
-
-
-class Relu(Function):
-    """y = max(x, 0);  ∂y/∂x = 1 where x > 0, else 0.  Saves the output (its sign is the mask)."""
-
-    label = "ReLU"
-
-    @staticmethod
-    def forward(ctx, x):
-        y = np.maximum(x, 0)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (y,) = ctx.saved_tensors
-        if first_order():  # Mul's kernel on arrays (see ops._util.first_order)
-            return kernel(Mul, grad_out.data, y.data > 0)
-        return grad_out * const(y.data > 0)
-
-
-class LeakyRelu(Function):
-    """y = x if x > 0 else s·x;  ∂y/∂x = 1 if x > 0 else s (s = negative_slope)."""
-
-    label = "LeakyReLU"
-
-    @staticmethod
-    def forward(ctx, x, negative_slope=0.01):
-        ctx.save_for_backward(x)
-        ctx.slope = negative_slope
-        return np.where(x > 0, x, x * negative_slope)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (x,) = ctx.saved_tensors
-        slope = np.where(x.data > 0, 1, ctx.slope).astype(x.dtype)
-        return grad_out * const(slope)
-
-
-class Elu(Function):
-    """y = x if x > 0 else α(eˣ - 1);  ∂y/∂x = 1 if x > 0 else y + α.  Saves the output."""
-
-    label = "ELU"
-
-    @staticmethod
-    def forward(ctx, x, alpha=1.0):
-        y = np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
-        ctx.alpha = alpha
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (y,) = ctx.saved_tensors
-        return grad_out * where(const(y.data > 0), 1.0, y + ctx.alpha)
-
-
-class Gelu(Function):
-    """y = x·Φ(x), Φ the standard normal CDF;  ∂y/∂x = Φ(x) + x·φ(x)."""
-
-    label = "GELU"
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x * (0.5 * (1 + _erf(x * (1 / math.sqrt(2)))))
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (x,) = ctx.saved_tensors
-        cdf = (erf(x * (1 / math.sqrt(2))) + 1) * 0.5
-        pdf = exp(x * x * -0.5) * (1 / math.sqrt(2 * math.pi))
-        return grad_out * (cdf + x * pdf)
-
-
-class Softplus(Function):
-    """y = (1/β)·ln(1 + e^(βx)), and y = x where βx > threshold;  ∂y/∂x = σ(βx) (1 there)."""
-
-    @staticmethod
-    def forward(ctx, x, beta=1.0, threshold=20.0):
-        bx = x * beta
-        # log1p(e^{-|bx|}) + max(bx, 0): the same value as ln(1 + e^{bx}), without overflow
-        y = (np.log1p(np.exp(-np.abs(bx))) + np.maximum(bx, 0)) / beta
-        ctx.save_for_backward(x)
-        ctx.beta, ctx.threshold = beta, threshold
-        return np.where(bx > threshold, x, y)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (x,) = ctx.saved_tensors
-        linear = const(x.data * ctx.beta > ctx.threshold)
-        return grad_out * where(linear, 1.0, sigmoid(x * ctx.beta))
-
-
 # --- comparisons and selection ---
 
 
@@ -659,36 +564,6 @@ def sigmoid(input) -> Tensor:
 def erf(input) -> Tensor:
     """Elementwise error function."""
     return Erf.apply(input)
-
-
-def relu(input) -> Tensor:
-    """Elementwise max(x, 0)."""
-    return Relu.apply(input)
-
-
-def leaky_relu(input, negative_slope: float = 0.01) -> Tensor:
-    """Elementwise x if x > 0 else negative_slope·x."""
-    return LeakyRelu.apply(input, negative_slope=negative_slope)
-
-
-def elu(input, alpha: float = 1.0) -> Tensor:
-    """Elementwise x if x > 0 else alpha·(eˣ - 1)."""
-    return Elu.apply(input, alpha=alpha)
-
-
-def gelu(input, approximate: str = "none") -> Tensor:
-    """Gaussian error linear unit x·Φ(x); ``approximate='tanh'`` uses the tanh formula."""
-    if approximate == "tanh":
-        inner = (input + input * input * input * 0.044715) * math.sqrt(2 / math.pi)
-        return input * (tanh(inner) + 1) * 0.5
-    if approximate != "none":
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return Gelu.apply(input)
-
-
-def softplus(input, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
-    """Elementwise (1/β)·ln(1 + e^(βx)), linear where βx > threshold (PyTorch's definition)."""
-    return Softplus.apply(input, beta=beta, threshold=threshold)
 
 
 def clamp(input, min=None, max=None) -> Tensor:

@@ -563,15 +563,13 @@ def _index_put(old, value, index=None):
     return index_put(old, index, value)
 
 
+from backprop.ops.activation import Elu, LeakyRelu, relu  # noqa: E402
 from backprop.ops.elementwise import (  # noqa: E402
-    Elu,
-    LeakyRelu,
     Sigmoid,
     add,
     clamp,
     div,
     mul,
-    relu,
     sub,
     to_dtype,
     where,

@@ -20,7 +20,7 @@ from backprop.autograd.grad_mode import no_grad
 from backprop.errors import ShapeError
 from backprop.nn.linear import Linear
 from backprop.nn.module import Module, ModuleList
-from backprop.ops.elementwise import relu, softplus
+from backprop.ops.activation import relu, softplus
 from backprop.tensor import Tensor
 
 __all__ = ["ForwardForward", "Goodness", "ff_loss", "goodness"]

@@ -22,7 +22,8 @@ from backprop.nn.loss._common import (
 )
 from backprop.ops import nn_ops
 from backprop.ops._util import const
-from backprop.ops.elementwise import softplus, where
+from backprop.ops.activation import softplus
+from backprop.ops.elementwise import where
 from backprop.ops.nn_ops import BinaryCrossEntropy, _class_shape, log_softmax
 from backprop.tensor import Tensor
 

@@ -16,7 +16,8 @@ from backprop.nn.loss._common import (
     _reduce,
 )
 from backprop.ops._util import const
-from backprop.ops.elementwise import clamp, minimum, relu, where
+from backprop.ops.activation import relu
+from backprop.ops.elementwise import clamp, minimum, where
 from backprop.ops.reduction import norm
 from backprop.tensor import Tensor
 

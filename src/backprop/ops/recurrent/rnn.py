@@ -136,5 +136,6 @@ def _rnn_layer_backward_recorded(xg, h0, w_hh, grad_hs, grad_h, act, reverse, ne
             g_w)
 
 
-from backprop.ops.elementwise import TanhGrad, relu, tanh  # noqa: E402
+from backprop.ops.activation import relu  # noqa: E402
+from backprop.ops.elementwise import TanhGrad, tanh  # noqa: E402
 from backprop.ops.linalg import MatMul  # noqa: E402
