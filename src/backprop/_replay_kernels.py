@@ -76,6 +76,13 @@ def _sum(ctx, needs, g):
     return (out,)
 
 
+def _mean(ctx, needs, g):
+    g = g / ctx.n  # Mean.backward's Div, then Sum's broadcast
+    if not ctx.keepdim:
+        g = np.reshape(g, keepdim_shape(ctx.x_shape, ctx.dims))
+    return (np.broadcast_to(g, ctx.x_shape),)
+
+
 def _reshape(ctx, needs, g):
     return (g.reshape(ctx.x_shape),)
 
@@ -122,6 +129,7 @@ KERNELS = {
     _act.Relu: _relu,
     _inplace.ReluInplace: _relu,  # relu_ saves its result, as Relu does
     _red.Sum: _sum,
+    _red.Mean: _mean,
     _linalg.MatMul: _matmul,
     _linalg.Addmm: _addmm,
     _nn.LogSoftmax: _log_softmax,

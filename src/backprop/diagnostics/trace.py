@@ -173,6 +173,10 @@ def _local(record, values: list) -> tuple[list, list]:
             return [b, a], ["g @ local", "gᵀ @ local"]
         if not attrs:  # y = a b: ∂L/∂a = g bᵀ, ∂L/∂b = aᵀ g
             return [b.T, a.T], ["g @ local", "local @ g"]
+    if op == "Mean":
+        n = attrs.get("n", 1)
+        return ([np.full(np.shape(values[0]), 1.0 / n)],
+                [f"broadcast g/{n} back over the averaged axes (local = 1/{n})"])
     if op == "Sum":
         return ([np.ones_like(values[0])], ["broadcast g back over the summed axes (local = 1)"])
     if op in _VIEWS:

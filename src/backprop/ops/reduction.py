@@ -34,6 +34,24 @@ class Sum(Function):
         return broadcast_to(grad_out, ctx.x_shape)
 
 
+class Mean(Function):
+    """y = Σ_dims x / n (n: the count of the reduced elements);  ∂y/∂x = 1/n (the gradient
+    divided by n and broadcast back). One op, as PyTorch's MeanBackward0, where Sum then Div
+    was two: the same operations in the same order, so the same values."""
+
+    @staticmethod
+    def forward(ctx, x, dims=None, keepdim=False, n=1):
+        ctx.x_shape, ctx.dims, ctx.keepdim, ctx.n = x.shape, dims, keepdim, n
+        return x.sum(axis=dims, keepdims=keepdim) / n
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        g = grad_out / ctx.n
+        if not ctx.keepdim:
+            g = reshape(g, keepdim_shape(ctx.x_shape, ctx.dims))
+        return broadcast_to(g, ctx.x_shape)
+
+
 class Prod(Function):
     """y = Π_dims x;  ∂y/∂xᵢ = Π_{j≠i} xⱼ (= y/xᵢ where xᵢ ≠ 0)."""
 
@@ -187,6 +205,8 @@ def mean(input, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
     else:
         dims = norm_dims("mean", resolve_dim("mean", dim, axis), input.ndim)
         n = _count(input.shape, dims)
+    if isinstance(input, Tensor) and input.data.dtype.kind == "f":
+        return Mean.apply(input, dims=dims, keepdim=keepdim, n=n)
     return Sum.apply(input, dims=dims, keepdim=keepdim) / n
 
 
