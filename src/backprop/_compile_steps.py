@@ -9,6 +9,7 @@ value (``_VALUE``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,15 +131,10 @@ def _generate(parts: list, what: str):
     return run
 
 
-_NAME = None
+_NAME = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
 
 
 def _rename(line: str, rename: dict) -> str:
-    global _NAME
-    if _NAME is None:
-        import re
-
-        _NAME = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
     return _NAME.sub(lambda m: rename.get(m.group(0), m.group(0)), line)
 
 

@@ -51,7 +51,7 @@ def _div(ctx, needs, g):
 
 def _tanh(ctx, needs, g):
     (y,) = _saved(ctx)
-    return (g * (1 - y * y),)  # TanhGrad.forward
+    return (_ew.TanhGrad.forward(_SCRATCH, g, y),)
 
 
 def _sigmoid(ctx, needs, g):
@@ -91,22 +91,12 @@ def _matmul(ctx, needs, g):
     a, b = _saved(ctx)
     if a.ndim < 2 or b.ndim < 2:
         return None  # the 1-D cases: run the rule
-    ta, tb = ctx.ta, ctx.tb
-    product = _linalg.product  # MatMul.forward's kernel
-    grad_a = grad_b = None
-    if needs[0]:
-        grad_a = product(b, g, tb, True) if ta else product(g, b, False, not tb)
-    if needs[1]:
-        grad_b = product(g, a, True, ta) if tb else product(a, g, not ta, False)
-    return grad_a, grad_b
+    return _linalg.matmul_grads(a, b, g, ctx.ta, ctx.tb, needs[0], needs[1])
 
 
 def _addmm(ctx, needs, g):
     x, w = _saved(ctx)
-    product = _linalg.product
-    return (product(g, w, False, False) if needs[0] else None,  # MatMul.apply(g, w)
-            product(g, x, True, False) if needs[1] else None,  # MatMul.apply(g, x, ta=True)
-            g.sum(axis=(0,)) if needs[2] else None)  # Sum.apply(g, dims=(0,))
+    return _linalg.addmm_grads(x, w, g, *needs)
 
 
 def _mse(ctx, needs, g):

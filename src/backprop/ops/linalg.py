@@ -9,7 +9,7 @@ import numpy as np
 from backprop._blas import gemm_threads
 from backprop.autograd.function import Function
 from backprop.errors import ShapeError, check_same_dtype
-from backprop.ops._util import const, first_order, kernel
+from backprop.ops._util import const, first_order
 from backprop.ops.reduction import Sum
 from backprop.tensor import Tensor, _raw
 
@@ -51,14 +51,9 @@ class MatMul(Function):
         ta, tb = ctx.ta, ctx.tb
         grad_a = grad_b = None
         if first_order():  # the same products on arrays (see ops._util.first_order)
-            g, a, b = g.data, a.data, b.data
-            if need_a:
-                grad_a = kernel(MatMul, b, g, transpose_a=tb, transpose_b=True) if ta \
-                    else kernel(MatMul, g, b, transpose_b=not tb)
-            if need_b:
-                grad_b = kernel(MatMul, g, a, transpose_a=True, transpose_b=ta) if tb \
-                    else kernel(MatMul, a, g, transpose_a=not ta)
-            return grad_a, grad_b
+            grad_a, grad_b = matmul_grads(a.data, b.data, g.data, ta, tb, need_a, need_b)
+            return (None if grad_a is None else const(grad_a)), \
+                (None if grad_b is None else const(grad_b))
         if need_a:
             grad_a = (MatMul.apply(b, g, transpose_a=tb, transpose_b=True) if ta
                       else MatMul.apply(g, b, transpose_b=not tb))
@@ -90,16 +85,32 @@ class Addmm(Function):
         x, w = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
         if first_order():  # the same kernels on arrays (see ops._util.first_order)
-            g = grad_out.data
-            return (kernel(MatMul, g, w.data) if need_x else None,
-                    kernel(MatMul, g, x.data, transpose_a=True) if need_w else None,
-                    kernel(Sum, g, dims=(0,)) if need_b else None)
+            return tuple(None if g is None else const(g) for g in addmm_grads(
+                x.data, w.data, grad_out.data, need_x, need_w, need_b))
         # MatMul's own rule for transpose_b=True, and the engine's bias reduction (a sum over
         # the batch axis)
         grad_x = MatMul.apply(grad_out, w) if need_x else None
         grad_w = MatMul.apply(grad_out, x, transpose_a=True) if need_w else None
         grad_b = Sum.apply(grad_out, dims=(0,)) if need_b else None
         return grad_x, grad_w, grad_b
+
+
+def matmul_grads(a, b, g, ta: bool, tb: bool, need_a: bool, need_b: bool) -> tuple:
+    """MatMul's first-order rule on arrays for 2-D-or-more operands: the products its rule
+    applies (each ``product``, MatMul.forward's kernel), None where not needed."""
+    grad_a = grad_b = None
+    if need_a:
+        grad_a = product(b, g, tb, True) if ta else product(g, b, False, not tb)
+    if need_b:
+        grad_b = product(g, a, True, ta) if tb else product(a, g, not ta, False)
+    return grad_a, grad_b
+
+
+def addmm_grads(x, w, g, need_x: bool, need_w: bool, need_b: bool) -> tuple:
+    """Addmm's first-order rule on arrays: G W, Gᵀ X (MatMul's kernel) and Σₙ G (Sum's)."""
+    return (product(g, w, False, False) if need_x else None,
+            product(g, x, True, False) if need_w else None,
+            g.sum(axis=(0,)) if need_b else None)
 
 
 def product(a, b, transpose_a: bool, transpose_b: bool):

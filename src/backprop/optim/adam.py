@@ -6,8 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from backprop import _fast
-from backprop.optim.optimizer import FAST_MIN, Optimizer, _floats, _weight_decay
+from backprop.optim.optimizer import Optimizer, _fast_kernels, _floats, _weight_decay
 from backprop.tensor import Tensor
 
 
@@ -98,10 +97,9 @@ class Adam(Optimizer):
     def _rule(p, grad, m, v, v_max=None, *, lr, eps, weight_decay, beta1, beta2, step,
               decoupled) -> None:
         grad = _weight_decay(p, grad, lr, weight_decay, decoupled)
-        if v_max is None and p.size >= FAST_MIN:
-            fk = _fast.kernels("optim")
-            if fk is not None and p.shape == grad.shape == m.shape == v.shape \
-                    and _fast.suits(p, grad, m, v):
+        if v_max is None:
+            fk = _fast_kernels(p, grad, m, v)
+            if fk is not None:
                 # one pass, the same operations and roundings as below (see _fast/optim.py)
                 t = p.dtype.type
                 fk.adam(p.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),

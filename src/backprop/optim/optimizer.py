@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from backprop import _fast
 from backprop.autograd.function import Function
 from backprop.autograd.grad_mode import _debug, enable_grad, no_grad
 from backprop.optim._flat import _Flat
@@ -40,6 +41,18 @@ FAST_MIN = 4096
 """Rules hand an update of at least this many elements to the ``[fast]`` extra's one-pass
 kernel (``backprop._fast.optim``) when it is on; below it NumPy's sweeps cost less than the
 call (a size rule: both give the same bits)."""
+
+
+def _fast_kernels(p: np.ndarray, *state: np.ndarray):
+    """The ``[fast]`` extra's update kernels (``backprop._fast.optim``) when a rule may use them
+    on a parameter and its gradient and state arrays: the path on, at least ``FAST_MIN``
+    elements, one shape, one float dtype, C-contiguous. Else None (the NumPy rule)."""
+    if p.size < FAST_MIN:
+        return None
+    fk = _fast.kernels("optim")
+    if fk is None or any(a.shape != p.shape for a in state) or not _fast.suits(p, *state):
+        return None
+    return fk
 
 
 def _weight_decay(p: np.ndarray, grad: np.ndarray, lr: float, weight_decay: float,

@@ -6,8 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from backprop import _fast
-from backprop.optim.optimizer import FAST_MIN, Optimizer, _floats, _weight_decay
+from backprop.optim.optimizer import Optimizer, _fast_kernels, _floats, _weight_decay
 from backprop.tensor import Tensor
 
 
@@ -92,11 +91,9 @@ class SGD(Optimizer):
     def _rule(p, grad, buf=None, *, lr, momentum, dampening, weight_decay, nesterov,
               first=False) -> None:
         grad = _weight_decay(p, grad, lr, weight_decay)
-        if momentum != 0 and not first and dampening == 0 and not nesterov \
-                and p.size >= FAST_MIN:
-            fk = _fast.kernels("optim")
-            if fk is not None and p.shape == grad.shape == buf.shape \
-                    and _fast.suits(p, grad, buf):
+        if momentum != 0 and not first and dampening == 0 and not nesterov:
+            fk = _fast_kernels(p, grad, buf)
+            if fk is not None:
                 # one pass, the same operations and roundings as below (see _fast/optim.py)
                 t = p.dtype.type
                 fk.sgd_momentum(p.reshape(-1), grad.reshape(-1), buf.reshape(-1), t(momentum),
