@@ -18,29 +18,34 @@ F = bp.nn.functional
 TOL = {np.float32: dict(rtol=2e-6, atol=2e-6), np.float64: dict(rtol=1e-13, atol=1e-13)}
 
 
-@pytest.fixture(autouse=True)
-def kernels_on(monkeypatch):
-    """The ops get these kernels only on numba's OpenMP layer (see _fast/conv.py); the tests
-    exercise them whatever the layer."""
-    if _fast.is_available():
-        monkeypatch.setitem(_fast._wanted, "conv", True)
+@pytest.fixture(autouse=True, params=["serial", "parallel"])
+def blocks(request, monkeypatch):
+    """Each test on both forms of the kernels: serial on the calling thread (any threading layer
+    but OpenMP's, the default) and the parallel drivers split into two blocks (what the OpenMP
+    layer runs; forced here whatever the layer and size)."""
+    if request.param == "parallel" and _fast.is_available():
+        from backprop._fast import conv
+
+        monkeypatch.setattr(conv, "threads_for", lambda n: 2)
+    return request.param
 
 
-def test_kernels_are_off_on_the_default_threading_layer():
-    # and asking for them imports no numba: a CNN pays nothing for kernels it will not use
+def test_the_ops_use_the_kernels_on_the_default_threading_layer(blocks):
+    # serially: parallel launches only on a layer whose threads start at once (OpenMP), chosen
+    # by the user; and BACKPROP_FAST=0 keeps numba out of the process
+    if blocks == "parallel":
+        pytest.skip("a child process: the parametrisation does not reach it")
     code = ("import sys, backprop as bp; from backprop import _fast;"
             "bp.nn.functional.max_pool2d(bp.ones(64, 16, 32, 32), 2);"
             "print(_fast.kernels('conv') is None, 'numba' in sys.modules)")
     env = {k: v for k, v in os.environ.items()
            if k not in ("NUMBA_THREADING_LAYER", "BACKPROP_FAST")}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True).stdout.strip()
-    assert out == "True False"
+    run = lambda: subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                 text=True, check=True).stdout.strip()
     if _fast.is_available():
-        env["NUMBA_THREADING_LAYER"] = "omp"
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        assert out == "False True"
+        assert run() == "False True"
+    env["BACKPROP_FAST"] = "0"
+    assert run() == "True False"
 
 
 @pytest.fixture
@@ -109,7 +114,9 @@ def test_conv1d_and_conv_transpose2d_match_the_numpy_path(calls, dtype):
 
 # (input shape, max_pool2d keyword arguments)
 POOLS = [
-    ((2, 3, 8, 8), dict(kernel_size=2)),  # non-overlapping
+    ((2, 3, 8, 8), dict(kernel_size=2)),  # non-overlapping: the 2x2 kernel
+    ((2, 3, 9, 7), dict(kernel_size=2)),  # the 2x2 kernel, a last row and column unread
+    ((2, 3, 8, 8), dict(kernel_size=2, padding=1)),  # 2x2 but padded: the general kernel
     ((2, 3, 9, 7), dict(kernel_size=3, stride=2, padding=1)),  # overlapping, padded
     ((1, 2, 10, 9), dict(kernel_size=(3, 2), stride=1, dilation=(2, 3))),
     ((2, 2, 9, 9), dict(kernel_size=3, stride=2, ceil_mode=True)),  # a last, partial window

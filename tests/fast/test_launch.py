@@ -10,13 +10,25 @@ import pytest
 from backprop import _fast
 
 
-def test_thread_count_depends_on_size_only(needs_numba):
+def test_thread_count_depends_on_settings_and_size_only(needs_numba, monkeypatch):
     from backprop._fast import _jit
 
+    assert not _jit.parallel  # the default layer: every kernel serial
+    assert _jit.threads_for(1 << 30) == 1
+    monkeypatch.setattr(_jit, "parallel", True)  # as with NUMBA_THREADING_LAYER=omp
     assert _jit.threads_for(_fast.PARALLEL_MIN - 1) == 1
     assert _jit.threads_for(_fast.PARALLEL_MIN) == _jit._all_threads
-    with _jit.launch(10) as k:
+    with _jit.launch(1) as k:
         assert k == 1
+
+
+def test_a_user_chosen_openmp_layer_runs_the_parallel_kernels(needs_numba):
+    code = "import backprop._fast._jit as j; print(j.parallel, j.threads_for(1 << 20) > 1)"
+    env = {k: v for k, v in os.environ.items() if k != "BACKPROP_FAST"}
+    env["NUMBA_THREADING_LAYER"] = "omp"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env).stdout.strip()
+    assert out == ("True " + str(os.cpu_count() > 1))
 
 
 def test_the_workqueue_layer_is_chosen_unless_the_user_chose(needs_numba):
@@ -35,7 +47,8 @@ import numpy as np
 import backprop as bp
 from backprop import _fast
 from backprop.nn import functional as F
-_fast._wanted["conv"] = True  # the conv kernels on the workqueue layer, whose launches race
+from backprop._fast import _jit
+_jit.parallel = True  # parallel conv kernels on the workqueue layer, whose launches race
 assert _fast.kernels("conv") is not None
 x = bp.tensor(np.random.default_rng(0).standard_normal((64, 16, 32, 32)).astype(np.float32))
 want = F.max_pool2d(x, 2).data

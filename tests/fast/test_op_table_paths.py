@@ -2,8 +2,7 @@
 
 The table itself (tests/ops) runs once, with the fast path as the environment has it (on in
 CI, where numba is installed); this runs the ops with kernels again on each path, so neither
-path goes untested whatever is installed. The conv kernels are forced on (see _fast/conv.py:
-by default they run only on numba's OpenMP layer)."""
+path goes untested whatever is installed."""
 
 import re
 
@@ -11,17 +10,10 @@ import numpy as np
 import pytest
 
 import backprop as bp
-from backprop import _fast
 from tests.ops.cases import CASES
 from tests.ops.test_ops import _as_tuple, _bp_inputs, _rng
 
 FAST_CASES = [c for c in CASES if re.search(r"lstm|gru|rnn|conv|pool", c.name)]
-
-
-@pytest.fixture(autouse=True)
-def conv_kernels_on(monkeypatch):
-    if _fast.is_available():
-        monkeypatch.setitem(_fast._wanted, "conv", True)
 
 
 @pytest.mark.parametrize("case", FAST_CASES, ids=[c.name for c in FAST_CASES])

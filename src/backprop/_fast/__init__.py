@@ -3,9 +3,10 @@
 
 NumPy runs each elementwise op on one core and writes a fresh temporary per op. Where that is
 the floor (the recurrent layers' gate arithmetic, pooling, the im2col copies of a convolution)
-a numba kernel fuses the work into one pass (and, for convolution and pooling, spreads it over
-the cores). Every kernel has a NumPy twin in the op that calls it, and the two agree to float
-rounding (tests/fast/); the NumPy path stays correct and complete on its own.
+a numba kernel fuses the work into one pass (and, for convolution and pooling on numba's OpenMP
+layer when the user chooses it, spreads it over the cores; see ``_jit.parallel``). Every kernel
+has a NumPy twin in the op that calls it, and the two agree to float rounding (tests/fast/); the
+NumPy path stays correct and complete on its own.
 
 The switch, read once at the first kernel request:
     ``BACKPROP_FAST=0`` (or ``false``/``no``/``off``): never use numba.
@@ -37,18 +38,13 @@ __all__ = ["is_available", "is_enabled", "kernels", "kernels_module", "set_enabl
            "PARALLEL_MIN"]
 
 PARALLEL_MIN = 1 << 15
-"""Kernels split work over threads only from this many elements up (a size rule, never load,
-so results and timings are reproducible); below it a parallel region costs more than it saves."""
+"""Parallel kernels split work over threads only from this many elements up, and only on a
+threading layer chosen for them (``_jit.threads_for``: settings and size, never load, so results
+and timings are reproducible); below it a parallel region costs more than it saves."""
 
 _enabled: bool | None = None  # None: not decided yet (the environment is read at first use)
 _available: bool | None = None
 _modules: dict[str, object] = {}
-# Kernel modules that pay only in some settings, decided from the environment at the first
-# request (so asking costs no numba import): the conv and pooling kernels need threads that
-# start at once, numba's OpenMP layer, chosen by the user (see _fast/conv.py).
-_wanted: dict[str, bool] = {}
-_WANTED_IF = {"conv": lambda: os.environ.get("NUMBA_THREADING_LAYER", "").strip().lower()
-              in ("omp", "tbb")}
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -84,13 +80,9 @@ def set_enabled(flag: bool) -> None:
 
 
 def kernels(name: str):
-    """The kernel module ``backprop._fast.<name>`` when the fast path is on and the module's
-    kernels pay in this process's settings, else None (the op takes its NumPy path)."""
-    wanted = _wanted.get(name)
-    if wanted is None:
-        test = _WANTED_IF.get(name)
-        wanted = _wanted[name] = test is None or test()
-    if not wanted or not is_enabled():
+    """The kernel module ``backprop._fast.<name>`` when the fast path is on, else None (the op
+    takes its NumPy path)."""
+    if not is_enabled():
         return None
     return _modules.get(name) or kernels_module(name)
 

@@ -29,22 +29,25 @@ parallel_jit = numba.njit(cache=True, nogil=True, parallel=True)
 prange = numba.prange
 
 _all_threads = numba.config.NUMBA_NUM_THREADS
+# Parallel kernels pay only with threads that start at once: numba's OpenMP (or TBB) layer, which
+# only the user can choose, since its spinning threads collapse when other processes hold the
+# cores. On any other layer every kernel runs on the calling thread, its serial form.
+parallel = os.environ.get("NUMBA_THREADING_LAYER", "").strip().lower() in ("omp", "tbb")
 # the workqueue layer aborts the process when two threads launch parallel kernels at once
 _launch_lock = threading.Lock()
 
 
 def threads_for(n: int) -> int:
-    """The thread count for a kernel over ``n`` elements, from the size only (never load): one
-    thread below ``PARALLEL_MIN`` elements, every core from there up."""
-    return _all_threads if n >= PARALLEL_MIN else 1
+    """The thread count for a kernel over ``n`` elements, from the settings and the size only
+    (never load): every core from ``PARALLEL_MIN`` elements up on a layer chosen for parallel
+    kernels (``parallel``), one thread otherwise."""
+    return _all_threads if parallel and n >= PARALLEL_MIN else 1
 
 
 @contextlib.contextmanager
-def launch(n: int):
-    """Run one parallel kernel over ``n`` elements: sets numba's thread count by
-    ``threads_for`` and yields it (kernels split their work into that many blocks), holding a
-    lock so that parallel launches from several Python threads take turns."""
-    k = threads_for(n)
+def launch(k: int):
+    """Run one parallel kernel on ``k`` threads (from ``threads_for``): sets numba's thread
+    count, holding a lock so that parallel launches from several Python threads take turns."""
     with _launch_lock:
         numba.set_num_threads(k)
         yield k
