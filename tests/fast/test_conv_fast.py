@@ -1,9 +1,6 @@
 """The numba kernels of convolution and pooling against the NumPy path: outputs, gradients,
 max-pooling indices (ties included), dtypes, and gradcheck on the numba path."""
 
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -28,24 +25,6 @@ def blocks(request, monkeypatch):
 
         monkeypatch.setattr(conv, "threads_for", lambda n: 2)
     return request.param
-
-
-def test_the_ops_use_the_kernels_on_the_default_threading_layer(blocks):
-    # serially: parallel launches only on a layer whose threads start at once (OpenMP), chosen
-    # by the user; and BACKPROP_FAST=0 keeps numba out of the process
-    if blocks == "parallel":
-        pytest.skip("a child process: the parametrisation does not reach it")
-    code = ("import sys, backprop as bp; from backprop import _fast;"
-            "bp.nn.functional.max_pool2d(bp.ones(64, 16, 32, 32), 2);"
-            "print(_fast.kernels('conv') is None, 'numba' in sys.modules)")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NUMBA_THREADING_LAYER", "BACKPROP_FAST")}
-    run = lambda: subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                                 text=True, check=True).stdout.strip()
-    if _fast.is_available():
-        assert run() == "False True"
-    env["BACKPROP_FAST"] = "0"
-    assert run() == "True False"
 
 
 @pytest.fixture

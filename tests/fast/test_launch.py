@@ -1,5 +1,6 @@
-"""How parallel kernels are launched: the size rule for threads, and launches from several
-Python threads at once (numba's workqueue layer aborts the process on concurrent launches)."""
+"""How kernels are launched: serially on the default threading layer, in parallel by the
+settings-and-size rule on a user-chosen OpenMP layer, and parallel launches from several Python
+threads at once (numba's workqueue layer aborts the process on concurrent launches)."""
 
 import os
 import subprocess
@@ -36,6 +37,22 @@ def test_the_workqueue_layer_is_chosen_unless_the_user_chose(needs_numba):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "workqueue"
+
+
+def test_the_conv_kernels_serve_the_ops_on_the_default_threading_layer():
+    # serially: parallel launches only on a layer whose threads start at once (OpenMP), chosen
+    # by the user; and BACKPROP_FAST=0 keeps numba out of the process
+    code = ("import sys, backprop as bp; from backprop import _fast;"
+            "bp.nn.functional.max_pool2d(bp.ones(64, 16, 32, 32), 2);"
+            "print(_fast.kernels('conv') is None, 'numba' in sys.modules)")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NUMBA_THREADING_LAYER", "BACKPROP_FAST")}
+    run = lambda: subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                 text=True, check=True).stdout.strip()
+    if _fast.is_available():
+        assert run() == "False True"
+    env["BACKPROP_FAST"] = "0"
+    assert run() == "True False"
 
 
 @pytest.mark.slow

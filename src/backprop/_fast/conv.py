@@ -278,6 +278,16 @@ def _pool_scatter(g, g_n, g_c, index, i_n, i_c, out, o_n, o_c, n_n, c_n, k):
 # --- what ops/conv.py calls ---
 
 
+def _run(serial, parallel, args: tuple, planes: int, size: int):
+    """One kernel over ``planes`` planes (``size`` elements): the serial form on the calling
+    thread, or the parallel driver when ``threads_for`` gives more than one thread."""
+    k = threads_for(size)
+    if k == 1:
+        return serial(*args, 0, planes)
+    with launch(k):
+        return parallel(*args, k)
+
+
 def im2col(x: np.ndarray, n_stride: int, c_stride: int, cols: np.ndarray, stride: tuple,
            dilation: tuple, top: int, left: int) -> np.ndarray:
     """Fill ``cols`` with the windows of x: cols[c, p, q, n, i, j] = x̃[n, c, i·sh + p·dh,
@@ -292,11 +302,7 @@ def im2col(x: np.ndarray, n_stride: int, c_stride: int, cols: np.ndarray, stride
     """
     args = (x, n_stride, c_stride, cols, stride[0], stride[1], dilation[0], dilation[1], top,
             left)
-    k = threads_for(cols.size)
-    if k == 1:
-        return _im2col_planes(*args, 0, cols.shape[0] * cols.shape[3])
-    with launch(k):
-        return _im2col(*args, k)
+    return _run(_im2col_planes, _im2col, args, cols.shape[0] * cols.shape[3], cols.size)
 
 
 def col2im(cols: np.ndarray, out: np.ndarray, n_stride: int, c_stride: int, stride: tuple,
@@ -314,11 +320,7 @@ def col2im(cols: np.ndarray, out: np.ndarray, n_stride: int, c_stride: int, stri
     """
     args = (cols, out, n_stride, c_stride, stride[0], stride[1], dilation[0], dilation[1], top,
             left)
-    k = threads_for(cols.size)
-    if k == 1:
-        return _col2im_planes(*args, 0, cols.shape[0] * cols.shape[3])
-    with launch(k):
-        return _col2im(*args, k)
+    return _run(_col2im_planes, _col2im, args, cols.shape[0] * cols.shape[3], cols.size)
 
 
 def max_pool(x: np.ndarray, y: np.ndarray, index: np.ndarray, kernel: tuple, stride: tuple,
@@ -335,18 +337,13 @@ def max_pool(x: np.ndarray, y: np.ndarray, index: np.ndarray, kernel: tuple, str
         y.
     """
     neg_inf = x.dtype.type(-np.inf)
-    k = threads_for(x.size)
-    if k == 1:
-        planes = y.shape[0]
-        if (tuple(kernel) == tuple(stride) == (2, 2) and tuple(dilation) == (1, 1)
-                and top == left == 0 and 2 * y.shape[1] <= x.shape[1]
-                and 2 * y.shape[2] <= x.shape[2]):
-            return _max_pool_2x2_planes(x, y, index, neg_inf, 0, planes)
-        return _max_pool_planes(x, y, index, kernel[0], kernel[1], stride[0], stride[1],
-                                dilation[0], dilation[1], top, left, neg_inf, 0, planes)
-    with launch(k):
-        return _max_pool(x, y, index, kernel[0], kernel[1], stride[0], stride[1], dilation[0],
-                         dilation[1], top, left, neg_inf, k)
+    if (threads_for(x.size) == 1 and tuple(kernel) == tuple(stride) == (2, 2)
+            and tuple(dilation) == (1, 1) and top == left == 0
+            and 2 * y.shape[1] <= x.shape[1] and 2 * y.shape[2] <= x.shape[2]):
+        return _max_pool_2x2_planes(x, y, index, neg_inf, 0, y.shape[0])
+    args = (x, y, index, kernel[0], kernel[1], stride[0], stride[1], dilation[0], dilation[1],
+            top, left, neg_inf)
+    return _run(_max_pool_planes, _max_pool, args, y.shape[0], x.size)
 
 
 def pool_scatter(g: np.ndarray, g_strides: tuple, index: np.ndarray, i_strides: tuple,
@@ -364,8 +361,4 @@ def pool_scatter(g: np.ndarray, g_strides: tuple, index: np.ndarray, i_strides: 
     """
     args = (g, g_strides[0], g_strides[1], index, i_strides[0], i_strides[1], out, o_strides[0],
             o_strides[1], n, c)
-    k = threads_for(out.size)
-    if k == 1:
-        return _pool_scatter_planes(*args, 0, n * c)
-    with launch(k):
-        return _pool_scatter(*args, k)
+    return _run(_pool_scatter_planes, _pool_scatter, args, n * c, out.size)
