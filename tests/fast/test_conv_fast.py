@@ -1,7 +1,6 @@
 """The numba kernels of convolution and pooling against the NumPy path: outputs, gradients,
 max-pooling indices (ties included), dtypes, and gradcheck on the numba path."""
 
-
 import numpy as np
 import pytest
 
