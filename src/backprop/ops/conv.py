@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backprop import _fast
-from backprop._blas import gemm_threads
+from backprop import _blas, _fast
 from backprop.autograd.function import Function
 from backprop.ops._strided import (
     col2im,
@@ -115,8 +114,7 @@ class Conv(Function):
         ctx.save_for_backward(x, weight)
         o, _, kh, kw = weight.shape
         cols, (oh, ow) = _im2col(x, (kh, kw), stride, padding, dilation, groups)
-        gemm_threads(weight.size * cols.shape[-1])
-        y = np.matmul(weight.reshape(groups, o // groups, -1), cols)  # the one GEMM
+        y = _blas.matmul(weight.reshape(groups, o // groups, -1), cols)  # the one GEMM
         if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
             # kept for the weight gradient (speed: one im2col per layer and step, not two);
             # a cache only: ConvWeightGrad still depends on x, so higher orders are unaffected
@@ -172,8 +170,7 @@ class ConvTranspose(Function):
             # into channel-major planes with the padding cropped
             g_grp = _to_groups(g, groups)
             cols = workspace((groups, (c // groups) * kh * kw, n * oh * ow), g.dtype)
-            gemm_threads(weight.size * g_grp.shape[-1])
-            np.matmul(w_g.transpose(0, 2, 1), g_grp, out=cols)
+            _blas.matmul(w_g.transpose(0, 2, 1), g_grp, out=cols)
             x = np.empty((c, n) + tuple(x_shape[2:]), dtype=g.dtype)
             fk.col2im(cols.reshape(c, kh, kw, n, oh, ow), x.reshape(c * n, *x_shape[2:]), 1, n,
                       stride, dilation, padding[0], padding[2])
@@ -182,8 +179,7 @@ class ConvTranspose(Function):
         # g as (G, O/G, OH·OW·N): the GEMM then yields columns in col2im's batch-last layout
         g_t = np.ascontiguousarray(g.transpose(1, 2, 3, 0)).reshape(groups, o // groups, -1)
         cols = workspace((groups, (c // groups) * kh * kw, oh * ow * n), g.dtype)
-        gemm_threads(weight.size * g_t.shape[-1])
-        np.matmul(w_g.transpose(0, 2, 1), g_t, out=cols)  # (G, C'·KH·KW, OH·OW·N): one GEMM
+        _blas.matmul(w_g.transpose(0, 2, 1), g_t, out=cols)  # (G, C'·KH·KW, OH·OW·N): one GEMM
         padded_hw, _ = _geometry(x_shape, (kh, kw), stride, padding, dilation)
         xp = col2im(cols.reshape(c, kh, kw, oh, ow, n), padded_hw, stride, dilation)
         release(cols)  # (C, Hp, Wp, N) above
@@ -220,10 +216,9 @@ class ConvWeightGrad(Function):
         own = cols is None  # not cached by Conv.forward (e.g. a second backward)
         if own:
             cols, _ = _im2col(x, tuple(kernel), stride, padding, dilation, groups)
-        gemm_threads(g.size * cols.shape[-2])
         # the one GEMM, as cols·gᵀ transposed back: OpenBLAS packs this orientation of a
         # long-K product faster (LeNet: 0.44 against 0.63 ms for conv1, 0.27 against 0.44)
-        w = np.matmul(cols, _to_groups(g, groups).transpose(0, 2, 1)).transpose(0, 2, 1)
+        w = _blas.matmul(cols, _to_groups(g, groups).transpose(0, 2, 1)).transpose(0, 2, 1)
         if own:
             release(cols)
         return w.reshape(o, x.shape[1] // groups, kernel[0], kernel[1])

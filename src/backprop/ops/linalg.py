@@ -6,7 +6,7 @@ import string
 
 import numpy as np
 
-from backprop._blas import gemm_threads
+from backprop import _blas
 from backprop.autograd.function import Function
 from backprop.errors import ShapeError, check_same_dtype
 from backprop.ops._util import const, first_order
@@ -115,10 +115,9 @@ def addmm_grads(x, w, g, need_x: bool, need_w: bool, need_b: bool) -> tuple:
 
 def product(a, b, transpose_a: bool, transpose_b: bool):
     """MatMul's kernel on arrays: op(a) @ op(b), op swapping the last two dimensions where
-    flagged, with the BLAS threads set for its size (see backprop._blas)."""
-    gemm_threads(a.size * (1 if b.ndim < 2 else b.shape[-2] if transpose_b else b.shape[-1]))
-    return np.matmul(a.swapaxes(-1, -2) if transpose_a else a,
-                     b.swapaxes(-1, -2) if transpose_b else b)
+    flagged, on the threads backprop._blas gives its size."""
+    return _blas.matmul(a.swapaxes(-1, -2) if transpose_a else a,
+                        b.swapaxes(-1, -2) if transpose_b else b)
 
 
 def matmul(input, other) -> Tensor:

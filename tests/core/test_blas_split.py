@@ -1,0 +1,154 @@
+"""backprop._blas.matmul: mid-sized products in two blocks on two threads (the caller's and a
+helper's), with the same bits as one BLAS call, whichever thread computes the second block."""
+
+import multiprocessing
+import threading
+
+import numpy as np
+import pytest
+
+from backprop import _blas
+
+
+@pytest.fixture
+def split():
+    _blas.set_blas_threads("auto")
+    if not _blas._split:
+        pytest.skip("no cut here: one core, or threadpoolctl cannot see NumPy's BLAS")
+    yield _blas
+    _blas.set_blas_threads("auto")
+
+
+class _Recorder:
+    """Stands in for ``_blas.np``: records which thread ran each ``matmul``, and holds the
+    caller's first block until the helper has taken the second (so the test cannot pass by the
+    caller computing both)."""
+
+    def __init__(self, fail_in_helper=False, cut=True):
+        self.threads = []
+        self.cut = cut
+        self.helper_started = threading.Event()
+        self.fail_in_helper = fail_in_helper
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def matmul(self, a, b, out=None):
+        me = threading.current_thread().name
+        self.threads.append(me)
+        if me == "backprop-gemm":
+            self.helper_started.set()
+            if self.fail_in_helper:
+                raise MemoryError("injected in the helper")
+        elif self.cut and len(self.threads) == 1:
+            assert self.helper_started.wait(10), "the helper never took its block"
+        return np.matmul(a, b, out=out)
+
+
+SHAPES = [(128, 784, 512), (512, 128, 784), (128, 256, 512), (150, 6400, 16), (6, 25, 60000)]
+
+
+@pytest.mark.parametrize("m,k,n", SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["nn", "tn", "nt"])
+def test_the_two_blocks_equal_one_blas_call(split, monkeypatch, rng, m, k, n, dtype, layout):
+    a = rng.standard_normal((k, m) if layout[0] == "t" else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if layout[1] == "t" else (k, n)).astype(dtype)
+    a = a.T if layout[0] == "t" else a
+    b = b.T if layout[1] == "t" else b
+    assert split.SPLIT_MACS <= m * k * n < split.LARGE_MACS
+    rec = _Recorder()
+    monkeypatch.setattr(split, "np", rec)
+    got = split.matmul(a, b)
+    assert rec.threads.count("backprop-gemm") == 1 and len(rec.threads) == 2
+    split.gemm_threads(1)  # one BLAS thread, as each block had
+    want = np.matmul(a, b)
+    assert got.shape == want.shape and got.dtype == dtype and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, want)  # bits: OpenBLAS sums each element alike
+
+
+def test_a_leading_batch_of_one_and_out_are_cut_too(split, monkeypatch, rng):
+    a = rng.standard_normal((1, 16, 150)).astype(np.float32)
+    b = rng.standard_normal((1, 150, 6400)).astype(np.float32)
+    out = np.full((1, 16, 6400), np.nan, np.float32)
+    rec = _Recorder()
+    monkeypatch.setattr(split, "np", rec)
+    assert split.matmul(a, b, out=out) is out
+    assert "backprop-gemm" in rec.threads
+    split.gemm_threads(1)
+    np.testing.assert_array_equal(out, np.matmul(a, b))
+
+
+@pytest.mark.parametrize("shape", [(64, 64, 64), (32, 8192, 32), (2000, 2000, 32)])
+def test_small_large_or_narrow_products_are_not_cut(split, monkeypatch, rng, shape):
+    m, k, n = shape
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    rec = _Recorder(cut=False)
+    monkeypatch.setattr(split, "np", rec)
+    split.matmul(a, b)
+    assert rec.threads == [threading.current_thread().name]
+
+
+def test_one_thread_setting_never_cuts(split, monkeypatch, rng):
+    split.set_blas_threads(1)
+    rec = _Recorder(cut=False)
+    monkeypatch.setattr(split, "np", rec)
+    split.matmul(rng.standard_normal((128, 784)), rng.standard_normal((784, 512)))
+    assert rec.threads == [threading.current_thread().name]
+
+
+def test_a_failure_in_the_helper_reaches_the_caller(split, monkeypatch, rng):
+    monkeypatch.setattr(split, "np", _Recorder(fail_in_helper=True))
+    with pytest.raises(MemoryError, match="injected in the helper"):
+        split.matmul(rng.standard_normal((128, 784)), rng.standard_normal((784, 512)))
+    monkeypatch.undo()
+    a, b = rng.standard_normal((128, 784)), rng.standard_normal((784, 512))
+    split.set_blas_threads("auto")
+    got = split.matmul(a, b)  # the next product is unaffected
+    split.gemm_threads(1)
+    np.testing.assert_array_equal(got, np.matmul(a, b))
+
+
+def test_callers_on_several_threads_get_their_own_products(split, rng):
+    pairs = [(rng.standard_normal((128, 784)).astype(np.float32),
+              rng.standard_normal((784, 512)).astype(np.float32)) for _ in range(4)]
+    results = [[] for _ in pairs]
+
+    def work(i):
+        for _ in range(5):
+            results[i].append(split.matmul(*pairs[i]))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(pairs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    split.gemm_threads(1)
+    for (a, b), got in zip(pairs, results):
+        want = np.matmul(a, b)
+        for g in got:
+            np.testing.assert_array_equal(g, want)
+
+
+def _product_in_child(conn):
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((128, 784)), rng.standard_normal((784, 512))
+    got = _blas.matmul(a, b)
+    conn.send((got, _blas._helper is not None and _blas._helper.is_alive()))
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork")
+def test_a_forked_child_starts_its_own_helper(split, rng):
+    split.matmul(rng.standard_normal((128, 784)), rng.standard_normal((784, 512)))
+    ctx = multiprocessing.get_context("fork")
+    here, there = ctx.Pipe()
+    p = ctx.Process(target=_product_in_child, args=(there,))
+    p.start()
+    assert here.poll(60), "the forked child hung on its product"
+    got, alive = here.recv()
+    p.join(10)
+    rng1 = np.random.default_rng(1)
+    a, b = rng1.standard_normal((128, 784)), rng1.standard_normal((784, 512))
+    split.gemm_threads(1)
+    np.testing.assert_array_equal(got, np.matmul(a, b))
+    assert alive
