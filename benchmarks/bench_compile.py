@@ -7,7 +7,8 @@ LSTM 32->128 (sequence 64, batch 32, MSE on the last output). Implementations: o
 compiled (``backprop.compile``), both again without the numba kernels when the ``[fast]`` extra
 is installed ("no-fast"), torch eager (``torch.set_num_threads(2)``), and for tiny and mlp a
 hand-written NumPy step (the floor). Rounds are interleaved (the order reverses every
-round); the report gives each median and the median of the per-round paired ratios
+round; each block of timed steps follows 0.2 s of rest and 0.1 s of untimed steps of the same
+implementation); the report gives each median and the median of the per-round paired ratios
 torch / ours (> 1: we are faster).
 
 ``--busy`` starts two CPU-bound processes for the whole run (the issue's "two other processes
@@ -198,6 +199,9 @@ def _with_fast(step):
     return run
 
 
+WARM_SECONDS = 0.1
+
+
 def interleaved(impls: dict, rounds: int, steps: int) -> dict:
     for f in impls.values():
         for _ in range(3):
@@ -207,6 +211,12 @@ def interleaved(impls: dict, rounds: int, steps: int) -> dict:
     for r in range(rounds):
         for k in (names if r % 2 == 0 else names[::-1]):
             time.sleep(0.2)  # let the other library's spinning threads go idle
+            # then untimed steps: on the KVM guest of docs/benchmarks.md, two threads woken
+            # after an idle pause run for about 50 ms as if they shared one core (a training
+            # loop, which runs its steps back to back, sees that once)
+            warm = time.perf_counter() + WARM_SECONDS
+            while time.perf_counter() < warm:
+                impls[k]()
             t0 = time.perf_counter()
             for _ in range(steps):
                 impls[k]()
