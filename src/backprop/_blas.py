@@ -11,17 +11,15 @@ runs stay reproducible bit for bit. (Another thread count may change the last bi
 splits the sums of some products between threads, e.g. the MNIST MLP's 128x784 @ 784x512.)
 
 Two cores without the BLAS's threads (``matmul``, under ``auto``): a product from ``SPLIT_MACS``
-up to ``LARGE_MACS`` is cut into two blocks of columns (of rows when it has too few columns),
-and a helper thread of ours computes the second block while the calling thread computes the
-first, each a one-thread BLAS call. Cutting the columns halves the operand the BLAS packs: on
-the MNIST MLP's shapes each block took 49-52% of the whole product's time on one thread (a row
-cut leaves each thread packing all of B: 53-58%), and the step's five products 0.74x their
-one-thread time. Nothing spins: the helper sleeps between products, and when it has not taken
-its block by the time the caller has finished the first one (a busy machine), the caller
-computes the second block itself, so a descheduled helper costs at most the wait for a block it
-is already computing. The cut depends on the shapes only, and each block is the same one-thread
-BLAS call whichever thread runs it, so results repeat bit for bit (and, with OpenBLAS, equal
-the uncut product's).
+up to ``LARGE_MACS`` is cut into two blocks of columns (of rows when it has too few columns);
+the calling thread computes the first while a helper thread computes the second
+(``backprop._pair``, which never spins and lets the caller take the block back when the helper
+has not started it), each a one-thread BLAS call. Cutting the columns halves the operand the
+BLAS packs: on the MNIST MLP's shapes each block took 49-52% of the whole product's time on one
+thread (a row cut leaves each thread packing all of B: 53-58%), and the step's five products
+0.74x their one-thread time. The cut depends on the shapes only, and each block is the same
+one-thread BLAS call whichever thread runs it, so results repeat bit for bit (and, with
+OpenBLAS, equal the uncut product's).
 
 Settings (environment, read at the first product; or ``set_blas_threads``):
     ``BACKPROP_BLAS_THREADS=auto`` (default): the size rules above.
@@ -35,18 +33,22 @@ either, since each block would run on every BLAS thread).
 from __future__ import annotations
 
 import os
-import threading
 
 import numpy as np
+
+from backprop import _pair
 
 LARGE_MACS = 1 << 26
 """Products with at least this many multiply-adds (m·n·k, about 67 million: 512x512x256) use
 every BLAS thread; smaller ones one thread."""
 
-SPLIT_MACS = 1 << 23
-"""Products from this many multiply-adds (about 8 million, 128x256x256) up to ``LARGE_MACS`` run
-as two blocks on two threads under the ``auto`` setting (``matmul``); smaller ones would wake
-the helper for too little work."""
+SPLIT_MACS = 1 << 22
+"""Products from this many multiply-adds (about 4 million, 128x128x256) up to ``LARGE_MACS`` run
+as two blocks on two threads under the ``auto`` setting (``matmul``). Smaller ones would post
+the helper too little work: at worst the caller takes the block back, but each post costs a
+few microseconds. (LeNet-5's first convolution, 6x25x50176 = 7.5 million, gains from the cut,
+being slow for its size: the compiled step took 0.89x the time with this threshold than with
+2^23.)"""
 SPLIT_COLS = 64
 """The fewest output columns a product needs to be cut in two column blocks (the left one a
 multiple of 16 wide); with fewer, and at least this many rows, it is cut into two row blocks."""
@@ -92,9 +94,7 @@ def _apply(threads) -> None:
     _split = False
     if threads == "auto":
         _small, _large = 1, _default
-        cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                 else os.cpu_count() or 1)
-        _split = _lib is not None and cores > 1
+        _split = _lib is not None and _pair.available()
     elif isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1:
         _small = _large = threads
     elif threads == "default":
@@ -186,75 +186,9 @@ def matmul(a, b, out=None):
     return out
 
 
-# --- the helper thread of ``matmul``'s column blocks ---
-# (Polling a flag without the GIL instead of sleeping on the events, via numba, measured no
-# faster once steps ran back to back: 0.715 against 0.736 of one thread's time for the MNIST
-# MLP's products, and it burns a core that a busy machine's other work could use.)
-
-_helper_lock = threading.Lock()  # one cut product at a time; other callers run both blocks
-_job_lock = threading.Lock()  # guards _job: whoever takes it out computes it
-_job = None  # (a, b, out) of the right block, or None once taken
-_wake = threading.Event()
-_done = threading.Event()
-_failure = None  # an exception the helper raised, re-raised by the caller
-_helper = None  # the thread (None until the first cut, and again in a forked child)
-
-
-def _helper_loop() -> None:
-    global _job, _failure
-    while True:
-        _wake.wait()
-        _wake.clear()  # before taking: a job posted after this sets it again
-        with _job_lock:
-            job, _job = _job, None
-        if job is None:  # the caller took it first
-            continue
-        try:
-            np.matmul(job[0], job[1], out=job[2])
-        except BaseException as e:  # noqa: BLE001 - handed to the caller, which re-raises
-            _failure = e
-        finally:
-            _done.set()
-
-
-def _forget_helper() -> None:
-    global _helper, _helper_lock, _job_lock, _job, _wake, _done
-    _helper, _job = None, None
-    _helper_lock, _job_lock = threading.Lock(), threading.Lock()
-    _wake, _done = threading.Event(), threading.Event()
-
-
-if hasattr(os, "register_at_fork"):  # a forked child (a DataLoader worker) has no helper
-    os.register_at_fork(after_in_child=_forget_helper)
-
-
 def _two_blocks(a1, b1, out1, a2, b2, out2) -> None:
-    """out1 = a1 @ b1 and out2 = a2 @ b2: the second offered to the helper thread, the first
-    computed here, then the second here too if the helper has not taken it."""
-    global _helper, _job, _failure
-    if not _helper_lock.acquire(blocking=False):  # another thread is cutting: both blocks here
-        np.matmul(a1, b1, out=out1)
-        np.matmul(a2, b2, out=out2)
-        return
-    try:
-        if _helper is None:
-            _helper = threading.Thread(target=_helper_loop, name="backprop-gemm", daemon=True)
-            _helper.start()
-        _done.clear()
-        with _job_lock:
-            _job = (a2, b2, out2)
-        _wake.set()
-        try:
-            np.matmul(a1, b1, out=out1)
-        finally:  # even when interrupted: the helper must not be left writing into out
-            with _job_lock:
-                job, _job = _job, None
-            if job is None:
-                _done.wait()
-        if job is not None:
-            np.matmul(job[0], job[1], out=job[2])
-        elif _failure is not None:
-            e, _failure = _failure, None
-            raise e
-    finally:
-        _helper_lock.release()
+    """out1 = a1 @ b1 here and out2 = a2 @ b2 on the helper thread (backprop._pair)."""
+    # (Polling a flag without the GIL instead of sleeping between products, via numba, measured
+    # no faster once steps ran back to back: 0.715 against 0.736 of one thread's time for the
+    # MNIST MLP's products, and it burns a core that a busy machine's other work could use.)
+    _pair.run_pair(lambda: np.matmul(a1, b1, out=out1), lambda: np.matmul(a2, b2, out=out2))

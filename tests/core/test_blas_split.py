@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from backprop import _blas
+from backprop import _blas, _pair
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ class _Recorder:
     def matmul(self, a, b, out=None):
         me = threading.current_thread().name
         self.threads.append(me)
-        if me == "backprop-gemm":
+        if me == _pair.HELPER_NAME:
             self.helper_started.set()
             if self.fail_in_helper:
                 raise MemoryError("injected in the helper")
@@ -60,7 +60,7 @@ def test_the_two_blocks_equal_one_blas_call(split, monkeypatch, rng, m, k, n, dt
     rec = _Recorder()
     monkeypatch.setattr(split, "np", rec)
     got = split.matmul(a, b)
-    assert rec.threads.count("backprop-gemm") == 1 and len(rec.threads) == 2
+    assert rec.threads.count(_pair.HELPER_NAME) == 1 and len(rec.threads) == 2
     split.gemm_threads(1)  # one BLAS thread, as each block had
     want = np.matmul(a, b)
     assert got.shape == want.shape and got.dtype == dtype and got.flags.c_contiguous
@@ -74,7 +74,7 @@ def test_a_leading_batch_of_one_and_out_are_cut_too(split, monkeypatch, rng):
     rec = _Recorder()
     monkeypatch.setattr(split, "np", rec)
     assert split.matmul(a, b, out=out) is out
-    assert "backprop-gemm" in rec.threads
+    assert _pair.HELPER_NAME in rec.threads
     split.gemm_threads(1)
     np.testing.assert_array_equal(out, np.matmul(a, b))
 
@@ -134,7 +134,7 @@ def _product_in_child(conn):
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal((128, 784)), rng.standard_normal((784, 512))
     got = _blas.matmul(a, b)
-    conn.send((got, _blas._helper is not None and _blas._helper.is_alive()))
+    conn.send((got, _pair._helper is not None and _pair._helper.is_alive()))
 
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork")

@@ -14,15 +14,20 @@ F = bp.nn.functional
 TOL = {np.float32: dict(rtol=2e-6, atol=2e-6), np.float64: dict(rtol=1e-13, atol=1e-13)}
 
 
-@pytest.fixture(autouse=True, params=["serial", "parallel"])
+@pytest.fixture(autouse=True, params=["serial", "pair", "parallel"])
 def blocks(request, monkeypatch):
-    """Each test on both forms of the kernels: serial on the calling thread (any threading layer
-    but OpenMP's, the default) and the parallel drivers split into two blocks (what the OpenMP
+    """Each test on every form of the kernels: serial on the calling thread, serial in two blocks
+    of planes on two threads (backprop._pair; both the default threading layer's, by size, and
+    forced here for every size), and the parallel drivers split into two blocks (what the OpenMP
     layer runs; forced here whatever the layer and size)."""
-    if request.param == "parallel" and _fast.is_available():
+    if _fast.is_available():
         from backprop._fast import conv
 
-        monkeypatch.setattr(conv, "threads_for", lambda n: 2)
+        if request.param == "parallel":
+            monkeypatch.setattr(conv, "threads_for", lambda n: 2)
+        else:
+            monkeypatch.setattr(conv, "threads_for", lambda n: 1)
+            monkeypatch.setattr(conv, "PAIR_MIN", 0 if request.param == "pair" else 1 << 62)
     return request.param
 
 
