@@ -23,7 +23,8 @@ OpenBLAS, equal the uncut product's).
 
 Settings (environment, read at the first product; or ``set_blas_threads``):
     ``BACKPROP_BLAS_THREADS=auto`` (default): the size rules above.
-    ``BACKPROP_BLAS_THREADS=N``: always N BLAS threads, no cut.
+    ``BACKPROP_BLAS_THREADS=N``: always N BLAS threads, no cut; with N = 1 the ``[fast]``
+    kernels' pairs (``pairs_allowed``) stay on the calling thread too: everything on one.
     ``BACKPROP_BLAS_THREADS=default``: leave the BLAS alone (``OMP_NUM_THREADS`` and friends).
 
 threadpoolctl does the switching; where it cannot see NumPy's BLAS nothing changes (no cut
@@ -59,6 +60,7 @@ _current = None  # threads set now (None: not initialised yet; -1: unknown)
 _small = _large = 1  # threads for a product below / from LARGE_MACS
 _enabled = False
 _split = False  # cut products between SPLIT_MACS and LARGE_MACS into two blocks
+_one_thread = False  # the setting is 1: backprop's own kernels stay on one thread too
 
 
 def _init() -> None:
@@ -90,8 +92,9 @@ def _init() -> None:
 
 
 def _apply(threads) -> None:
-    global _small, _large, _enabled, _current, _split
+    global _small, _large, _enabled, _current, _split, _one_thread
     _split = False
+    _one_thread = threads == 1 and not isinstance(threads, bool)
     if threads == "auto":
         _small, _large = 1, _default
         _split = _lib is not None and _pair.available()
@@ -108,6 +111,15 @@ def _apply(threads) -> None:
                          f"got {threads!r}")
     _enabled = _lib is not None
     _current = -1
+
+
+def pairs_allowed() -> bool:
+    """True when backprop's own kernels may run as two blocks on two threads (``_pair``):
+    there are two cores or more and the setting is not 1 (``BACKPROP_BLAS_THREADS=1`` or
+    ``set_blas_threads(1)`` keeps everything on the calling thread)."""
+    if _current is None:
+        _init()
+    return not _one_thread and _pair.available()
 
 
 def gemm_threads(macs: int) -> None:

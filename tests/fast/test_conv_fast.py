@@ -186,3 +186,30 @@ def test_gradcheck_on_the_numba_path(needs_numba):
     assert bp.gradgradcheck(pool, (x,))
     g, wt = t(1, 4, 4, 3), t(4, 3, 3, 3)
     assert bp.gradcheck(lambda g, w: F.conv_transpose2d(g, w, stride=2, padding=1), (g, wt))
+
+
+def test_one_thread_setting_keeps_the_kernels_on_the_calling_thread(needs_numba, monkeypatch,
+                                                                     blocks):
+    import threading
+
+    from backprop import _blas, _pair
+    from backprop._fast import conv
+
+    if blocks != "pair" or not _pair.available():
+        pytest.skip("one form is enough; needs two cores")
+    names = []
+
+    def planes(x, t0, t1):  # a stand-in serial kernel that records its thread
+        names.append(threading.current_thread().name)
+
+    try:
+        _blas.set_blas_threads(1)
+        conv._serial(planes, (None,), 8, 1 << 20)
+        assert names == [threading.current_thread().name]  # one call: all planes here
+        names.clear()
+        _blas.set_blas_threads("auto")
+        conv._serial(planes, (None,), 8, 1 << 20)
+        assert sorted(names) == sorted([threading.current_thread().name, _pair.HELPER_NAME]) \
+            or names == [threading.current_thread().name] * 2  # the caller took it back
+    finally:
+        _blas.set_blas_threads("auto")

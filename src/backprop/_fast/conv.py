@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from numba import uint64
 
-from backprop import _pair
+from backprop import _blas, _pair
 from backprop._fast._jit import jit, launch, parallel_jit, prange, threads_for
 
 __all__ = ["col2im", "im2col", "max_pool", "pool_scatter"]
@@ -292,7 +292,7 @@ runs; 2^16 and 2^18 measured alike.)"""
 def _serial(serial, args: tuple, planes: int, size: int):
     """The serial form over all planes: on the calling thread, or from ``PAIR_MIN`` elements as
     two blocks of planes on two threads (each plane computed alike, so the same bits)."""
-    if size >= PAIR_MIN and planes > 1 and _pair.available():
+    if size >= PAIR_MIN and planes > 1 and _blas.pairs_allowed():
         h = planes // 2
         return _pair.run_pair(lambda: serial(*args, 0, h), lambda: serial(*args, h, planes))
     return serial(*args, 0, planes)
