@@ -165,7 +165,6 @@ def matmul(a, b, out=None):
     (``gemm_threads``), and from ``SPLIT_MACS`` to ``LARGE_MACS`` multiply-adds under ``auto``,
     the two column blocks of the module docstring. a (m, k) or (1, m, k), b (k, n) or
     (1, k, n) for a cut; any shapes ``np.matmul`` takes otherwise."""
-    global _current
     if _current is None:
         _init()
     nd = a.ndim
@@ -176,13 +175,10 @@ def matmul(a, b, out=None):
     m, k = a.shape[-2:]
     n = b.shape[-1]
     macs = m * k * n
+    gemm_threads(macs)  # (below LARGE_MACS: one thread, which each block of a cut runs on)
     if (macs < SPLIT_MACS or macs >= LARGE_MACS or max(m, n) < SPLIT_COLS
             or b.shape[-2] != k or a.dtype != b.dtype or a.dtype.char not in "fd"):
-        gemm_threads(macs)
         return np.matmul(a, b, out=out)
-    if _enabled and _current != _small:
-        _lib.set_num_threads(_small)
-        _current = _small
     if out is None:
         out = np.empty(a.shape[:-2] + (m, n), dtype=a.dtype)
     if nd == 3:
