@@ -19,7 +19,11 @@ BLAS packs: on the MNIST MLP's shapes each block took 49-52% of the whole produc
 thread (a row cut leaves each thread packing all of B: 53-58%), and the step's five products
 0.74x their one-thread time. The cut depends on the shapes only, and each block is the same
 one-thread BLAS call whichever thread runs it, so results repeat bit for bit (and, with
-OpenBLAS, equal the uncut product's).
+OpenBLAS, equal the uncut product's). Where the BLAS's own default is at most two threads (what
+the pair gives anyway), products from ``LARGE_MACS`` up are cut the same way instead of waking
+the BLAS's pool: its threads spin for a while after every call, and beside the pair's helper
+(the recurrent kernels' batch halves) that made the benchmark LSTM step 1.26x slower, where
+cutting its 132-million weight-gradient product too made it 0.75x the old time (measured).
 
 Settings (environment, read at the first product; or ``set_blas_threads``):
     ``BACKPROP_BLAS_THREADS=auto`` (default): the size rules above.
@@ -41,7 +45,8 @@ from backprop import _pair
 
 LARGE_MACS = 1 << 26
 """Products with at least this many multiply-adds (m·n·k, about 67 million: 512x512x256) use
-every BLAS thread; smaller ones one thread."""
+every BLAS thread; smaller ones one thread. (Under ``auto`` with a BLAS of at most two threads,
+``matmul`` cuts them in two blocks instead.)"""
 
 SPLIT_MACS = 1 << 22
 """Products from this many multiply-adds (about 4 million, 128x128x256) up to ``LARGE_MACS`` run
@@ -60,6 +65,7 @@ _current = None  # threads set now (None: not initialised yet; -1: unknown)
 _small = _large = 1  # threads for a product below / from LARGE_MACS
 _enabled = False
 _split = False  # cut products between SPLIT_MACS and LARGE_MACS into two blocks
+_cut_large = False  # ... and larger ones too, instead of waking the BLAS's own threads
 _one_thread = False  # the setting is 1: backprop's own kernels stay on one thread too
 
 
@@ -92,12 +98,13 @@ def _init() -> None:
 
 
 def _apply(threads) -> None:
-    global _small, _large, _enabled, _current, _split, _one_thread
-    _split = False
+    global _small, _large, _enabled, _current, _split, _one_thread, _cut_large
+    _split = _cut_large = False
     _one_thread = threads == 1 and not isinstance(threads, bool)
     if threads == "auto":
         _small, _large = 1, _default
         _split = _lib is not None and _pair.available()
+        _cut_large = _split and _default <= 2
     elif isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1:
         _small = _large = threads
     elif threads == "default":
@@ -162,9 +169,10 @@ def blas_threads_for(macs: int) -> int | None:
 
 def matmul(a, b, out=None):
     """``np.matmul(a, b, out=out)`` under the thread policy: the BLAS thread count for its size
-    (``gemm_threads``), and from ``SPLIT_MACS`` to ``LARGE_MACS`` multiply-adds under ``auto``,
-    the two column blocks of the module docstring. a (m, k) or (1, m, k), b (k, n) or
-    (1, k, n) for a cut; any shapes ``np.matmul`` takes otherwise."""
+    (``gemm_threads``), and from ``SPLIT_MACS`` to ``LARGE_MACS`` multiply-adds under ``auto``
+    (and above, with a BLAS of at most two threads), the two blocks of the module docstring.
+    a (m, k) or (1, m, k), b (k, n) or (1, k, n) for a cut; any shapes ``np.matmul`` takes
+    otherwise."""
     if _current is None:
         _init()
     nd = a.ndim
@@ -175,10 +183,11 @@ def matmul(a, b, out=None):
     m, k = a.shape[-2:]
     n = b.shape[-1]
     macs = m * k * n
-    gemm_threads(macs)  # (below LARGE_MACS: one thread, which each block of a cut runs on)
-    if (macs < SPLIT_MACS or macs >= LARGE_MACS or max(m, n) < SPLIT_COLS
+    if (macs < SPLIT_MACS or (macs >= LARGE_MACS and not _cut_large) or max(m, n) < SPLIT_COLS
             or b.shape[-2] != k or a.dtype != b.dtype or a.dtype.char not in "fd"):
+        gemm_threads(macs)
         return np.matmul(a, b, out=out)
+    gemm_threads(1)  # each block is a one-thread BLAS call
     if out is None:
         out = np.empty(a.shape[:-2] + (m, n), dtype=a.dtype)
     if nd == 3:

@@ -210,3 +210,99 @@ def test_lstm_cell_step_kernels_match_the_numpy_path(kernel_calls, dtype):
     for got, want in zip(*results[::-1]):
         assert got.dtype == dtype
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+
+
+def _halves_forced(monkeypatch, helper_names):
+    """Make every layer kernel run as two halves of the batch, the second on the helper thread
+    for certain: the caller's half waits until the helper has taken its own (else the caller
+    could take the job back and the test would pass without a second thread)."""
+    import threading
+
+    from backprop import _pair
+
+    fk = _fast.kernels("recurrent")
+    monkeypatch.setattr(fk, "PAIR_ROWS", 1)
+    monkeypatch.setattr(fk, "PAIR_MACS", 0)
+    real = _pair.run_pair
+
+    def run_pair(first, second):
+        taken = threading.Event()
+
+        def helper_side():
+            helper_names.append(threading.current_thread().name)
+            taken.set()
+            return second()
+
+        def caller_side():
+            assert taken.wait(10), "the helper never took its half"
+            return first()
+
+        return real(caller_side, helper_side)
+
+    monkeypatch.setattr(fk._pair, "run_pair", run_pair)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+@pytest.mark.parametrize("kind,bias,act", CASES)
+def test_two_halves_of_the_batch_give_the_same_bits(kernel_calls, monkeypatch, kind, bias, act,
+                                                    reverse, dtype):
+    """A layer's batch in two halves on two threads (``_fast.recurrent._rows``): the rows never
+    meet, and each row's products and gate arithmetic are the same whichever thread computes
+    them, so outputs and every gradient equal the one-thread run bit for bit. 11 rows: halves
+    of 8 and 3."""
+    from backprop import _blas, _pair
+
+    if not _pair.available():
+        pytest.skip("needs two cores")
+    rng = np.random.default_rng(4)
+    gates = {"lstm": 4, "gru": 3}.get(kind, 1)
+    batch = 11
+    arrays = [1.5 * rng.standard_normal((T, batch, gates * H)), rng.standard_normal((batch, H))]
+    if kind == "lstm":
+        arrays.append(rng.standard_normal((batch, H)))
+    arrays.append(0.5 * rng.standard_normal((gates * H, H)))
+    if kind == "gru":
+        arrays.append(rng.standard_normal(gates * H) if bias else None)
+    arrays = [None if a is None else a.astype(dtype) for a in arrays]
+    n_out = 3 if kind == "lstm" else 2
+    weights = [rng.standard_normal((T, batch, H))]
+    weights += [rng.standard_normal((batch, H)) for _ in range(n_out - 1)]
+    _blas.set_blas_threads(1)  # everything on the calling thread
+    try:
+        want_out, want_grad = _run(kind, arrays, reverse, act, weights, on=True)
+    finally:
+        _blas.set_blas_threads("auto")
+    names = []
+    _halves_forced(monkeypatch, names)
+    got_out, got_grad = _run(kind, arrays, reverse, act, weights, on=True)
+    assert names == [_pair.HELPER_NAME] * 2  # forward and backward each sent a half
+    assert kernel_calls == {f"{kind}_forward": 2, f"{kind}_backward": 2}
+    for got, want in zip(got_out + got_grad, want_out + want_grad):
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, want)
+
+
+def test_small_layers_and_one_thread_keep_the_whole_batch_here(kernel_calls, monkeypatch):
+    """Below PAIR_ROWS rows a half or PAIR_MACS multiply-adds a layer, or with the BLAS
+    setting 1 (everything on one thread), no half goes to the helper."""
+    from backprop import _blas
+
+    fk = _fast.kernels("recurrent")
+    seen = []
+    monkeypatch.setattr(fk._pair, "run_pair", lambda a, b: seen.append(1))
+    ran = []
+    fk._rows(64, 2 * fk.PAIR_ROWS - 1, 1 << 20, lambda b0, b1: ran.append((b0, b1)))
+    fk._rows(1, 2 * fk.PAIR_ROWS, 16, lambda b0, b1: ran.append((b0, b1)))
+    try:
+        _blas.set_blas_threads(1)
+        fk._rows(64, 64, 1 << 16, lambda b0, b1: ran.append((b0, b1)))
+    finally:
+        _blas.set_blas_threads("auto")
+    assert not seen
+    assert ran == [(0, 2 * fk.PAIR_ROWS - 1), (0, 2 * fk.PAIR_ROWS), (0, 64)]
+    from backprop import _pair
+
+    if _pair.available():  # and a big one does split: 64 rows as 32 + 32
+        fk._rows(64, 64, 1 << 16, lambda b0, b1: ran.append((b0, b1)))
+        assert seen == [1]

@@ -6,13 +6,17 @@ about fifteen ufunc calls (each a fresh sweep over the gate arrays); here each s
 ``h @ W_hhᵀ`` (numba's ``np.dot``, which calls SciPy's BLAS) and a few fused, vectorised
 passes over each batch row's gates, with no Python in between.
 
-Why the kernels are serial (no ``prange``): the rows of a batch never mix in a recurrent layer,
-so the batch could be cut into one block per thread with no synchronisation between steps, and
-that was tried: on the 2-core machine of docs/benchmarks.md, with other work running, two
-blocks on numba's OpenMP layer took 4x as long as one serial loop and two Python threads
-1.6x as long (concurrent calls into one OpenBLAS, on 16-row blocks). Large products still
-use every core: SciPy's BLAS gets the thread count ``backprop._blas`` gives NumPy's for the
-same product (one thread below ``LARGE_MACS`` multiply-adds), a size rule, never load.
+Two threads: the rows of a batch never mix in a recurrent layer, so from ``PAIR_ROWS`` rows a
+half and ``PAIR_MACS`` multiply-adds a layer, each kernel runs its whole time loop over one half
+of the batch on the calling thread and over the other half on ``backprop._pair``'s helper
+(``_rows``): one hand-over per layer and direction, no synchronisation between steps, the same
+bits as one thread. (numba's OpenMP layer with two blocks took 4x as long as one serial loop on
+a busy machine, and helper threads that sleep do not spin.) The per-step products run on one
+BLAS thread each (SciPy's BLAS gets the thread count ``backprop._blas`` gives NumPy's for the
+same product: one below ``LARGE_MACS`` multiply-adds). Measured on the benchmark LSTM (32 rows,
+hidden 128, 64 steps), the compiled training step took 0.75x the time of the serial kernels,
+with the weight-gradient products cut too (see ``_blas``; with the BLAS's own two threads
+spinning beside the helper it took 1.26x).
 
 Why not numba's ``math.tanh``: it is a scalar libm call, about 60x slower than NumPy's SIMD
 tanh on float32 here, so ``_tanh`` is written from arithmetic LLVM vectorises (see there). It
@@ -39,7 +43,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from backprop import _blas
+from backprop import _blas, _pair
 
 try:  # numba's np.dot is compiled against SciPy's BLAS (scipy.linalg.cython_blas)
     import scipy.linalg.cython_blas  # noqa: F401
@@ -211,35 +215,61 @@ def _blas_threads(macs: int):
                 c.set_num_threads(n)
 
 
+PAIR_ROWS = 16
+"""The fewest batch rows each half of a layer kernel's batch needs for two halves: a product
+of fewer rows costs more per row (16 rows x 128 x 512: 40 µs on one thread; 32 rows: 63)."""
+PAIR_MACS = 1 << 22
+"""The fewest multiply-adds of a layer's recurrent products over all its steps (steps x batch x
+the W_hh entries) for two halves: below, the helper's wake-up would outweigh its share."""
+
+
+def _rows(steps: int, batch: int, weights: int, run) -> None:
+    """run(b0, b1) over the batch rows: the rows of a recurrent layer never meet, so the whole
+    time loop runs as two halves of the batch, the first here and the second on the helper
+    thread (``backprop._pair``), when the layer is big enough (``PAIR_ROWS``, ``PAIR_MACS``)
+    and ``_blas.pairs_allowed()``; else all rows here. Each row's arithmetic, and each row of
+    a product, is the same whichever half computes it: the same bits either way (tested)."""
+    if (batch >= 2 * PAIR_ROWS and steps * batch * weights >= PAIR_MACS
+            and _blas.pairs_allowed()):
+        h = (batch // 2 + 7) // 8 * 8
+        _pair.run_pair(lambda: run(0, h), lambda: run(h, batch))
+    else:
+        run(0, batch)
+
+
 # --- LSTM ---
 # The loops run over one batch row at a time, on 1-D views, each loop touching few arrays:
 # numba cannot tell LLVM that arrays do not overlap, so LLVM vectorises a loop only behind
 # runtime overlap checks, and gives up past about eight of them (one loop over all the
-# gates and states stayed scalar: 3x slower).
+# gates and states stayed scalar: 3x slower). And every loop counts from 0 over a view: a
+# loop over ar[2n:3n] as range(2n, 3n) stayed scalar (LLVM cannot prove the index is not
+# negative, so numba's wraparound of negative indices stays in), and the forward's gate
+# activations took 28-36 µs for 16 rows against 13 µs with zero-based loops (measured).
 
 
 @_jit
-def _lstm_forward(xg, h0, c0, w_hh, reverse, acts, cs, tcs, hs, consts):
+def _lstm_forward(xg, h0, c0, w_hh, reverse, acts, cs, tcs, hs, consts, b0, b1):
     k = _load(consts)
     steps, batch, g4 = xg.shape
     n = g4 // 4
     w_t = w_hh.T
-    cs[0] = c0
-    hp = h0
+    cs[0, b0:b1] = c0[b0:b1]
+    hp = h0[b0:b1]
     for s in range(steps):
         t = steps - 1 - s if reverse else s
-        a = acts[s]
+        a = acts[s, b0:b1]
         np.dot(hp, w_t, a)
-        x, cp, cn, tc, h = xg[t], cs[s], cs[s + 1], tcs[s], hs[t]
-        for b in range(batch):
+        x, cp, cn, tc, h = xg[t, b0:b1], cs[s, b0:b1], cs[s + 1, b0:b1], tcs[s, b0:b1], hs[t, b0:b1]
+        for b in range(b1 - b0):
             ar, xr = a[b], x[b]
             for j in range(2 * n):
                 ar[j] = _sigmoid(ar[j] + xr[j], k)
-            for j in range(2 * n, 3 * n):
-                ar[j] = _tanh(ar[j] + xr[j])
-            for j in range(3 * n, g4):
-                ar[j] = _sigmoid(ar[j] + xr[j], k)
             ai, af, ag, ao = ar[:n], ar[n : 2 * n], ar[2 * n : 3 * n], ar[3 * n :]
+            xg_, xo = xr[2 * n : 3 * n], xr[3 * n :]  # zero-based loops: see above
+            for j in range(n):
+                ag[j] = _tanh(ag[j] + xg_[j])
+            for j in range(n):
+                ao[j] = _sigmoid(ao[j] + xo[j], k)
             cpr, cnr, tcr, hr = cp[b], cn[b], tc[b], h[b]
             for j in range(n):
                 cnr[j] = af[j] * cpr[j] + ai[j] * ag[j]
@@ -254,26 +284,31 @@ def lstm_forward(xg, h0, c0, w_hh, reverse, acts, cs, tcs, hs) -> None:
     """LSTMLayer's forward into the NumPy path's buffers: acts (T, N, 4H) and tcs (T, N, H) in
     step order, cs (T+1, N, H) the cell state entering each step (cs[T] the last), hs (T, N, H)
     by time. xg (T, N, 4H), h0, c0 (N, H), w_hh (4H, H); all C-contiguous, one float dtype."""
-    with _blas_threads(h0.shape[0] * w_hh.size):
-        _lstm_forward(xg, h0, c0, w_hh, reverse, acts, cs, tcs, hs, _consts(xg.dtype))
+    batch = h0.shape[0]
+    k = _consts(xg.dtype)
+    with _blas_threads(batch * w_hh.size):
+        _rows(xg.shape[0], batch, w_hh.size, lambda b0, b1: _lstm_forward(
+            xg, h0, c0, w_hh, reverse, acts, cs, tcs, hs, k, b0, b1))
 
 
 @_jit
-def _lstm_backward(acts, cs, tcs, w_hh, ghs, has_ghs, reverse, need_h0, dxg, dh, dc, consts):
+def _lstm_backward(acts, cs, tcs, w_hh, ghs, has_ghs, reverse, need_h0, dxg, dh, dc, consts,
+                   b0, b1):
     k = _load(consts)
     one = k[2]
     steps, batch, g4 = acts.shape
     n = g4 // 4
+    dhs, dcs = dh[b0:b1], dc[b0:b1]
     for s in range(steps - 1, -1, -1):
         t = steps - 1 - s if reverse else s
-        a, cp, tc, d = acts[s], cs[s], tcs[s], dxg[t]
-        for b in range(batch):
+        a, cp, tc, d = acts[s, b0:b1], cs[s, b0:b1], tcs[s, b0:b1], dxg[t, b0:b1]
+        for b in range(b1 - b0):
             ar, dr = a[b], d[b]
             ai, af, ag, ao = ar[:n], ar[n : 2 * n], ar[2 * n : 3 * n], ar[3 * n :]
             di, df, dg, do = dr[:n], dr[n : 2 * n], dr[2 * n : 3 * n], dr[3 * n :]
-            dhr, dcr, cpr, tcr = dh[b], dc[b], cp[b], tc[b]
+            dhr, dcr, cpr, tcr = dhs[b], dcs[b], cp[b], tc[b]
             if has_ghs:
-                ghr = ghs[t, b]
+                ghr = ghs[t, b0 + b]
                 for j in range(n):
                     dhr[j] += ghr[j]
             for j in range(n):  # dc += ∂L/∂hₜ·o·(1 - tanh²cₜ)
@@ -290,7 +325,7 @@ def _lstm_backward(acts, cs, tcs, w_hh, ghs, has_ghs, reverse, need_h0, dxg, dh,
                 o = ao[j]
                 do[j] = (o - o * o) * tcr[j] * dhr[j]
         if s > 0 or need_h0:
-            np.dot(d, w_hh, dh)
+            np.dot(d, w_hh, dhs)
 
 
 def lstm_backward(acts, cs, tcs, w_hh, grad_hs, reverse, need_h0, dxg, dh, dc) -> None:
@@ -298,9 +333,12 @@ def lstm_backward(acts, cs, tcs, w_hh, grad_hs, reverse, need_h0, dxg, dh, dc) -
     and turns dh, dc (N, H; on entry ∂L/∂h_T, ∂L/∂c_T) into ∂L/∂h₀ (only if ``need_h0``) and
     ∂L/∂c₀. grad_hs (T, N, H) or None."""
     has = grad_hs is not None
-    with _blas_threads(dh.shape[0] * w_hh.size):
-        _lstm_backward(acts, cs, tcs, w_hh, grad_hs if has else dh[None], has, reverse,
-                       need_h0, dxg, dh, dc, _consts(acts.dtype))
+    ghs = grad_hs if has else dh[None]
+    batch = dh.shape[0]
+    k = _consts(acts.dtype)
+    with _blas_threads(batch * w_hh.size):
+        _rows(acts.shape[0], batch, w_hh.size, lambda b0, b1: _lstm_backward(
+            acts, cs, tcs, w_hh, ghs, has, reverse, need_h0, dxg, dh, dc, k, b0, b1))
 
 
 # LSTMCellStep's kernels: the layer kernels above keep the same loops inline, because calling
@@ -317,11 +355,12 @@ def _lstm_step_forward(a, x, cp, cn, tc, h, k):
         ar, xr = a[b], x[b]
         for j in range(2 * n):
             ar[j] = _sigmoid(ar[j] + xr[j], k)
-        for j in range(2 * n, 3 * n):
-            ar[j] = _tanh(ar[j] + xr[j])
-        for j in range(3 * n, 4 * n):
-            ar[j] = _sigmoid(ar[j] + xr[j], k)
         ai, af, ag, ao = ar[:n], ar[n : 2 * n], ar[2 * n : 3 * n], ar[3 * n :]
+        xg_, xo = xr[2 * n : 3 * n], xr[3 * n :]  # zero-based loops: see above
+        for j in range(n):
+            ag[j] = _tanh(ag[j] + xg_[j])
+        for j in range(n):
+            ao[j] = _sigmoid(ao[j] + xo[j], k)
         cpr, cnr, tcr, hr = cp[b], cn[b], tc[b], h[b]
         for j in range(n):
             cnr[j] = af[j] * cpr[j] + ai[j] * ag[j]
@@ -383,19 +422,20 @@ def lstm_cell_backward(a, c, tc, grad_h, dc, d_pre) -> None:
 
 
 @_jit
-def _gru_forward(xg, h0, w_hh, b_hh, reverse, gates, hgn, h_prev, hs, consts):
+def _gru_forward(xg, h0, w_hh, b_hh, reverse, gates, hgn, h_prev, hs, consts, b0, b1):
     k = _load(consts)
     steps, batch, g3 = xg.shape
     n = g3 // 3
     w_t = w_hh.T
-    hg = np.empty((batch, g3), xg.dtype)
+    hg = np.empty((b1 - b0, g3), xg.dtype)
     bn = b_hh[2 * n :]
-    hp = h0
+    hp = h0[b0:b1]
     for s in range(steps):
         t = steps - 1 - s if reverse else s
         np.dot(hp, w_t, hg)
-        a, x, hn, hq, h = gates[s], xg[t], hgn[s], h_prev[s], hs[t]
-        for b in range(batch):
+        a, x, hn = gates[s, b0:b1], xg[t, b0:b1], hgn[s, b0:b1]
+        hq, h = h_prev[s, b0:b1], hs[t, b0:b1]
+        for b in range(b1 - b0):
             ar, xr, hgr, hnr = a[b], x[b], hg[b], hn[b]
             for j in range(2 * n):  # r, z
                 ar[j] = _sigmoid(xr[j] + (hgr[j] + b_hh[j]), k)
@@ -418,27 +458,32 @@ def gru_forward(xg, h0, w_hh, b_hh, reverse, gates, hgn, h_prev, hs) -> None:
     h0 (N, H), w_hh (3H, H), b_hh (3H,) or None (then zeros: x + 0 is x)."""
     if b_hh is None:
         b_hh = np.zeros(w_hh.shape[0], w_hh.dtype)
+    k = _consts(xg.dtype)
     with _blas_threads(h0.shape[0] * w_hh.size):
-        _gru_forward(xg, h0, w_hh, b_hh, reverse, gates, hgn, h_prev, hs, _consts(xg.dtype))
+        _rows(xg.shape[0], h0.shape[0], w_hh.size, lambda b0, b1: _gru_forward(
+            xg, h0, w_hh, b_hh, reverse, gates, hgn, h_prev, hs, k, b0, b1))
 
 
 @_jit
-def _gru_backward(gates, hgn, h_prev, w_hh, ghs, has_ghs, reverse, dxg, dhg, dh, consts):
+def _gru_backward(gates, hgn, h_prev, w_hh, ghs, has_ghs, reverse, dxg, dhg, dh, consts, b0,
+                  b1):
     k = _load(consts)
     one = k[2]
     steps, batch, g3 = gates.shape
     n = g3 // 3
-    back = np.empty((batch, n), gates.dtype)
+    back = np.empty((b1 - b0, n), gates.dtype)
+    dhs = dh[b0:b1]
     for s in range(steps - 1, -1, -1):
         t = steps - 1 - s if reverse else s
-        a, hn, hq, d, e = gates[s], hgn[s], h_prev[s], dxg[t], dhg[s]
-        for b in range(batch):
+        a, hn, hq = gates[s, b0:b1], hgn[s, b0:b1], h_prev[s, b0:b1]
+        d, e = dxg[t, b0:b1], dhg[s, b0:b1]
+        for b in range(b1 - b0):
             ar, dr_, er = a[b], d[b], e[b]
             ar_, az, an = ar[:n], ar[n : 2 * n], ar[2 * n :]
             d_r, d_z, d_n = dr_[:n], dr_[n : 2 * n], dr_[2 * n :]
-            dhr, hnr, hqr = dh[b], hn[b], hq[b]
+            dhr, hnr, hqr = dhs[b], hn[b], hq[b]
             if has_ghs:
-                ghr = ghs[t, b]
+                ghr = ghs[t, b0 + b]
                 for j in range(n):
                     dhr[j] += ghr[j]
             for j in range(n):  # dn = ∂L/∂hₜ·(1 - z)·(1 - n²)
@@ -457,8 +502,8 @@ def _gru_backward(gates, hgn, h_prev, w_hh, ghs, has_ghs, reverse, dxg, dhg, dh,
             for j in range(n):
                 dhr[j] *= az[j]
         np.dot(e, w_hh, back)  # δhₜ₋₁ = ∂L/∂hₜ·z + ∂L/∂hg W_hh
-        for b in range(batch):
-            dhr, br = dh[b], back[b]
+        for b in range(b1 - b0):
+            dhr, br = dhs[b], back[b]
             for j in range(n):
                 dhr[j] += br[j]
 
@@ -467,26 +512,28 @@ def gru_backward(gates, hgn, h_prev, w_hh, grad_hs, reverse, dxg, dhg, dh) -> No
     """GRULayer's first-order BPTT: writes dxg (T, N, 3H, by time) and dhg (T, N, 3H, ∂L/∂hg
     in step order), and turns dh (N, H; on entry ∂L/∂h_T) into ∂L/∂h₀."""
     has = grad_hs is not None
+    ghs = grad_hs if has else dh[None]
+    k = _consts(gates.dtype)
     with _blas_threads(dh.shape[0] * w_hh.size):
-        _gru_backward(gates, hgn, h_prev, w_hh, grad_hs if has else dh[None], has, reverse,
-                      dxg, dhg, dh, _consts(gates.dtype))
+        _rows(gates.shape[0], dh.shape[0], w_hh.size, lambda b0, b1: _gru_backward(
+            gates, hgn, h_prev, w_hh, ghs, has, reverse, dxg, dhg, dh, k, b0, b1))
 
 
 # --- Elman RNN ---
 
 
 @_jit
-def _rnn_forward(xg, h0, w_hh, relu, reverse, hs, consts):
+def _rnn_forward(xg, h0, w_hh, relu, reverse, hs, consts, b0, b1):
     k = _load(consts)
     zero = k[0]
     steps, batch, n = xg.shape
     w_t = w_hh.T
-    hp = h0
+    hp = h0[b0:b1]
     for s in range(steps):
         t = steps - 1 - s if reverse else s
-        h, x = hs[t], xg[t]
+        h, x = hs[t, b0:b1], xg[t, b0:b1]
         np.dot(hp, w_t, h)
-        for b in range(batch):
+        for b in range(b1 - b0):
             hr, xr = h[b], x[b]
             if relu:
                 for j in range(n):
@@ -501,22 +548,25 @@ def _rnn_forward(xg, h0, w_hh, relu, reverse, hs, consts):
 def rnn_forward(xg, h0, w_hh, relu, reverse, hs) -> None:
     """RNNLayer's forward into hs (T, N, H, by time): hₜ = act(xgₜ + hₜ₋₁ W_hhᵀ), act relu if
     ``relu`` else tanh. xg (T, N, H), h0 (N, H), w_hh (H, H)."""
+    k = _consts(xg.dtype)
     with _blas_threads(h0.shape[0] * w_hh.size):
-        _rnn_forward(xg, h0, w_hh, relu, reverse, hs, _consts(xg.dtype))
+        _rows(xg.shape[0], h0.shape[0], w_hh.size, lambda b0, b1: _rnn_forward(
+            xg, h0, w_hh, relu, reverse, hs, k, b0, b1))
 
 
 @_jit
-def _rnn_backward(hs, w_hh, ghs, has_ghs, relu, reverse, need_h0, dxg, dh, consts):
+def _rnn_backward(hs, w_hh, ghs, has_ghs, relu, reverse, need_h0, dxg, dh, consts, b0, b1):
     k = _load(consts)
     zero, one = k[0], k[2]
     steps, batch, n = hs.shape
+    dhs = dh[b0:b1]
     for s in range(steps - 1, -1, -1):
         t = steps - 1 - s if reverse else s
-        h, d = hs[t], dxg[t]
-        for b in range(batch):
-            dhr, hr, dr = dh[b], h[b], d[b]
+        h, d = hs[t, b0:b1], dxg[t, b0:b1]
+        for b in range(b1 - b0):
+            dhr, hr, dr = dhs[b], h[b], d[b]
             if has_ghs:
-                ghr = ghs[t, b]
+                ghr = ghs[t, b0 + b]
                 for j in range(n):
                     dhr[j] += ghr[j]
             if relu:
@@ -526,13 +576,15 @@ def _rnn_backward(hs, w_hh, ghs, has_ghs, relu, reverse, need_h0, dxg, dh, const
                 for j in range(n):
                     dr[j] = (one - hr[j] * hr[j]) * dhr[j]
         if s > 0 or need_h0:
-            np.dot(d, w_hh, dh)
+            np.dot(d, w_hh, dhs)
 
 
 def rnn_backward(hs, w_hh, grad_hs, relu, reverse, need_h0, dxg, dh) -> None:
     """RNNLayer's first-order BPTT: writes dxg (T, N, H, by time) and turns dh (N, H; on entry
     ∂L/∂h_T) into ∂L/∂h₀ (only if ``need_h0``)."""
     has = grad_hs is not None
+    ghs = grad_hs if has else dh[None]
+    k = _consts(hs.dtype)
     with _blas_threads(dh.shape[0] * w_hh.size):
-        _rnn_backward(hs, w_hh, grad_hs if has else dh[None], has, relu, reverse, need_h0, dxg,
-                      dh, _consts(hs.dtype))
+        _rows(hs.shape[0], dh.shape[0], w_hh.size, lambda b0, b1: _rnn_backward(
+            hs, w_hh, ghs, has, relu, reverse, need_h0, dxg, dh, k, b0, b1))

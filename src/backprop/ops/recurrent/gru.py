@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from backprop import _blas
 from backprop._blas import gemm_threads
 from backprop.autograd.function import Function
 from backprop.autograd.grad_mode import _state
@@ -136,8 +137,7 @@ class GRULayer(Function):
         g_w = g_b = None
         flat = dhg.reshape(-1, g3)
         if needs[2]:
-            gemm_threads(flat.size * n)
-            g_w = flat.T @ hp_all.reshape(-1, n)
+            g_w = _blas.matmul(flat.T, hp_all.reshape(-1, n))
         if b_hh is not None and needs[3]:
             g_b = flat.sum(0)
         return (const(dxg) if needs[0] else None,

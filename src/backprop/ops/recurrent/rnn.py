@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from backprop import _blas
 from backprop._blas import gemm_threads
 from backprop.autograd.function import Function
 from backprop.autograd.grad_mode import _state
@@ -95,8 +96,7 @@ class RNNLayer(Function):
         if needs[2]:
             first, rest, prev = ((steps - 1, dxg[:-1], h_all[1:]) if reverse
                                  else (0, dxg[1:], h_all[:-1]))
-            gemm_threads(rest.size * n)
-            g_w = rest.reshape(-1, n).T @ prev.reshape(-1, n)
+            g_w = _blas.matmul(rest.reshape(-1, n).T, prev.reshape(-1, n))
             g_w += dxg[first].T @ h0.data
         return (const(dxg) if needs[0] else None,
                 const(dh) if needs[1] else None,
