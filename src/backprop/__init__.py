@@ -99,6 +99,9 @@ def is_tensor(obj) -> _builtins.bool:
     return isinstance(obj, Tensor)
 
 
+_THREAD_FUNCTIONS = ("set_blas_threads", "set_num_threads", "get_num_threads")
+
+
 def __getattr__(name: str):
     # Layers, optimizers, data, training and learning rules load on first use: compiling them
     # costs about 25 ms (without cached bytecode) that a script using only tensors and autograd
@@ -109,13 +112,11 @@ def __getattr__(name: str):
         return getattr(importlib.import_module(_LAZY_FUNCTIONS[name]), name)
     if name in ("compile", "CompileWarning"):  # backprop.compile: a captured, replayed step
         return getattr(importlib.import_module("backprop._compile"), name)
-    if name == "set_blas_threads":
-        from backprop._blas import set_blas_threads
-
-        return set_blas_threads
+    if name in _THREAD_FUNCTIONS:
+        return getattr(importlib.import_module("backprop._blas"), name)
     raise AttributeError(f"module 'backprop' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_SUBPACKAGES) | set(_LAZY_FUNCTIONS)
-                  | {"compile", "CompileWarning", "set_blas_threads"})
+                  | {"compile", "CompileWarning"} | set(_THREAD_FUNCTIONS))

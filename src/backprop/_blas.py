@@ -97,14 +97,14 @@ def _init() -> None:
                          f"integer, got {os.environ['BACKPROP_BLAS_THREADS']!r}") from None
 
 
-def _apply(threads) -> None:
+def _apply(threads, cap: int | None = None) -> None:
     global _small, _large, _enabled, _current, _split, _one_thread, _cut_large
     _split = _cut_large = False
     _one_thread = threads == 1 and not isinstance(threads, bool)
     if threads == "auto":
-        _small, _large = 1, _default
+        _small, _large = 1, _default if cap is None else min(_default, cap)
         _split = _lib is not None and _pair.available()
-        _cut_large = _split and _default <= 2
+        _cut_large = _split and _large <= 2
     elif isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1:
         _small = _large = threads
     elif threads == "default":
@@ -155,6 +155,47 @@ def set_blas_threads(threads: int | str = "auto") -> None:
     if _current is None:
         _init()
     _apply(threads)
+
+
+def set_num_threads(threads: int) -> None:
+    """Use at most ``threads`` threads for backprop's work (PyTorch's ``torch.set_num_threads``):
+    1 keeps every product and kernel on the calling thread (``set_blas_threads(1)``); 2 or more
+    is the ``auto`` policy with the BLAS's large products on at most ``threads`` threads (the
+    two-block products and kernels use two). The choice never depends on load.
+
+    Example:
+        >>> import backprop as bp
+        >>> bp.set_num_threads(1)
+        >>> bp.get_num_threads()
+        1
+        >>> bp.set_num_threads(2)
+    """
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"set_num_threads: expected a positive int, got {threads!r} "
+                         f"(e.g. bp.set_num_threads(1) for one thread)")
+    if _current is None:
+        _init()
+    if threads == 1:
+        _apply(1)
+    else:
+        _apply("auto", cap=threads)
+
+
+def get_num_threads() -> int:
+    """The most threads backprop's work uses under the current setting (PyTorch's
+    ``torch.get_num_threads``): 1 after ``set_num_threads(1)``; under ``auto``, 2 on a machine
+    with two cores or more (the two-block products and kernels), or the BLAS's thread count for
+    large products if that is more; the BLAS's own count when it is left alone."""
+    if _current is None:
+        _init()
+    if _one_thread:
+        return 1
+    pair = 2 if _pair.available() else 1
+    if not _enabled:
+        return max(_default, pair)
+    if _small == _large:  # a fixed count (set_blas_threads(N))
+        return _large
+    return max(_large, pair)
 
 
 def blas_threads_for(macs: int) -> int | None:

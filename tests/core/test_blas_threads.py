@@ -52,3 +52,37 @@ def test_a_setting_gives_the_same_bits_every_time(policy, rng):
         first = (a @ b).data.copy()
         for _ in range(3):
             assert (a @ b).data.tobytes() == first.tobytes()
+
+
+def test_set_num_threads_one_keeps_everything_on_the_calling_thread(policy):
+    """PyTorch's torch.set_num_threads(1) carries over: no BLAS threads, no two-block products
+    or kernels; set_num_threads(2) is back to the auto policy."""
+    bp.set_num_threads(1)
+    assert bp.get_num_threads() == 1
+    assert not policy.pairs_allowed() and not policy._split
+    if policy.blas_threads_for(1) is not None:
+        assert policy.blas_threads_for(policy.LARGE_MACS) == 1
+    bp.set_num_threads(2)
+    assert policy._one_thread is False
+    if policy._pair.available():
+        assert bp.get_num_threads() == 2 and policy.pairs_allowed()
+    if policy.blas_threads_for(1) is not None:
+        assert policy.blas_threads_for(policy.LARGE_MACS) == min(2, policy._default)
+
+
+def test_set_num_threads_caps_the_blas_threads_of_large_products(policy, monkeypatch):
+    if policy.blas_threads_for(1) is None:
+        pytest.skip("no controllable BLAS (threadpoolctl cannot see NumPy's)")
+    monkeypatch.setattr(policy, "_default", 8)
+    bp.set_num_threads(4)
+    assert policy.blas_threads_for(policy.LARGE_MACS) == 4 and bp.get_num_threads() == 4
+    assert policy.blas_threads_for(1) == 1
+    bp.set_num_threads(16)
+    assert policy.blas_threads_for(policy.LARGE_MACS) == 8
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "2", True, None])
+def test_set_num_threads_refuses_what_is_not_a_positive_int(policy, bad):
+    with pytest.raises(ValueError, match=r"set_num_threads: expected a positive int.*"
+                                         r"bp\.set_num_threads\(1\)"):
+        bp.set_num_threads(bad)
