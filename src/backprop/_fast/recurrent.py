@@ -3,8 +3,9 @@ loop, forward or first-order backward, in one call.
 
 What they save over the NumPy loops: per step, NumPy's path pays the Python interpreter and
 about fifteen ufunc calls (each a fresh sweep over the gate arrays); here each step is one
-``h @ W_hhᵀ`` (numba's ``np.dot``, which calls SciPy's BLAS) and a few fused, vectorised
-passes over each batch row's gates, with no Python in between.
+``h @ W_hhᵀ`` (``_gemm.mm``: NumPy's own BLAS called through a pointer, or numba's ``np.dot``,
+which calls SciPy's) and a few fused, vectorised passes over each batch row's gates, with no
+Python in between.
 
 Two threads: the rows of a batch never mix in a recurrent layer, so from ``PAIR_ROWS`` rows a
 half and ``PAIR_MACS`` multiply-adds a layer, each kernel runs its whole time loop over one half
@@ -12,38 +13,35 @@ of the batch on the calling thread and over the other half on ``backprop._pair``
 (``_rows``): one hand-over per layer and direction, no synchronisation between steps, the same
 bits as one thread. (numba's OpenMP layer with two blocks took 4x as long as one serial loop on
 a busy machine, and helper threads that sleep do not spin.) The per-step products run on one
-BLAS thread each (SciPy's BLAS gets the thread count ``backprop._blas`` gives NumPy's for the
-same product: one below ``LARGE_MACS`` multiply-adds). Measured on the benchmark LSTM (32 rows,
+BLAS thread each (both BLAS libraries get the thread count ``backprop._blas`` gives the same
+product: one below ``LARGE_MACS`` multiply-adds). Measured on the benchmark LSTM (32 rows,
 hidden 128, 64 steps), the compiled training step took 0.75x the time of the serial kernels,
 with the weight-gradient products cut too (see ``_blas``; with the BLAS's own two threads
-spinning beside the helper it took 1.26x).
+spinning beside the helper it took 1.26x), and 0.66x again with the per-step products through
+NumPy's BLAS (``_gemm``: 28 against 41-45 µs for 16 x 128 x 512).
 
-Why not numba's ``math.tanh``: it is a scalar libm call, about 60x slower than NumPy's SIMD
-tanh on float32 here, so ``_tanh`` is written from arithmetic LLVM vectorises (see there). It
-agrees with NumPy's tanh to 6 ulp in float32 and 3 in float64, and never overflows. σ(x) =
-(1 + tanh(x/2)) / 2, as the NumPy path computes it.
+tanh and σ are ``_gates.py``'s, written so LLVM vectorises them.
 
 The buffers and their layout (step order, time order) are exactly the NumPy path's, so either
 path's backward can follow either path's forward; each formula keeps the NumPy path's order of
 operations. Constants come from ``_consts(dtype)``: a float literal would make float32
 arithmetic float64.
 
-Needs SciPy (numba's ``np.dot`` binds SciPy's BLAS); without it ``HAS_BLAS`` is False and the
-ops keep their NumPy loops.
+Needs SciPy (numba's ``np.dot``, compiled into ``_gemm.mm`` as its fall-back, binds SciPy's
+BLAS); without it ``HAS_BLAS`` is False and the ops keep their NumPy loops.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 
-import numba
 import numpy as np
-from numba import types
-from numba.extending import overload
 
 from backprop import _blas, _pair
+from backprop._fast import _gemm
+from backprop._fast._gates import _consts, _jit, _load, _sigmoid, _tanh
+from backprop._fast._gemm import mm
 
 try:  # numba's np.dot is compiled against SciPy's BLAS (scipy.linalg.cython_blas)
     import scipy.linalg.cython_blas  # noqa: F401
@@ -51,130 +49,6 @@ try:  # numba's np.dot is compiled against SciPy's BLAS (scipy.linalg.cython_bla
     HAS_BLAS = True
 except ImportError:
     HAS_BLAS = False
-
-# error_model="numpy": a float division may not raise ZeroDivisionError, so LLVM can vectorise
-# the gate loops (no divisor here can be 0). fastmath only as "contract": a·b + c may become one
-# fused multiply-add (rounded once instead of twice: still agreement to float rounding);
-# none of fastmath's reassociation or flushing of subnormals, which _jit.py rules out. Measured:
-# the LSTM layer's forward and backward 3-6% faster in float32, 8-11% in float64.
-_jit = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-
-_cache: dict = {}
-
-
-def _consts(dtype) -> np.ndarray:
-    """0, 1/2 and 1 in ``dtype``: a float literal in a kernel would make float32 arithmetic
-    float64 (numba types it as NumPy does)."""
-    dtype = np.dtype(dtype)
-    c = _cache.get(dtype)
-    if c is None:
-        c = _cache[dtype] = np.array([0.0, 0.5, 1.0], dtype)
-    return c
-
-
-@_jit
-def _load(c):
-    """The constants as a tuple of scalars: loop-invariant values LLVM keeps in registers (a
-    load from an array inside a loop that also stores to arrays would block vectorising)."""
-    return c[0], c[1], c[2]
-
-
-# --- tanh and σ, vectorisable ---
-
-# float32: Eigen's rational approximation (also MLIR's and ONNX Runtime's): odd degree-13 over
-# even degree-6 on [-7.9053, 7.9053]; outside, ±1 by a select (within 5 ulp of tanh there, and
-# exactly ±1 whether or not LLVM fuses the polynomial's multiply-adds); |x| < 4e-4 returns x
-# (there tanh(x) = x in float32, and the ratio's constant term is 2 ulp off 1)
-_F32_CLAMP, _F32_TINY = np.float32(7.90531110763549805), np.float32(0.0004)
-_F32_ALPHA = tuple(np.float32(v) for v in (
-    -2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
-    1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03))
-_F32_BETA = tuple(np.float32(v) for v in (
-    1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03))
-
-# float64: tanh(x) = -m / (2 + m), m = expm1(-2|x|) (no cancellation: m is accurate near 0),
-# expm1 by Cody-Waite reduction y = k ln2 + r, |r| <= ln2/2 (ln2 split as fdlibm, so k·ln2_hi
-# is exact) and its Taylor polynomial to degree 13 (error < 1e-17 there); |x| clamped at 20,
-# where tanh is 1 in float64, so k is in [-58, 0]
-_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
-_INV_FACT = tuple(1 / math.factorial(j) for j in range(13, 1, -1))
-
-
-def _tanh(x):
-    """tanh of a float32 or float64 scalar, from arithmetic LLVM can vectorise (numba's
-    ``math.tanh`` is a scalar libm call); within 6 ulp of tanh in float32, 3 in float64."""
-    return np.tanh(x)
-
-
-@overload(_tanh)
-def _tanh_impl(x):
-    if isinstance(x, types.Float) and x.bitwidth == 32:
-        a13, a11, a9, a7, a5, a3, a1 = _F32_ALPHA
-        b6, b4, b2, b0 = _F32_BETA
-        hi, lo, tiny = _F32_CLAMP, -_F32_CLAMP, _F32_TINY
-        one, minus_one = np.float32(1), np.float32(-1)
-
-        def tanh32(x):
-            v = hi if x > hi else x  # a NaN stays NaN
-            v = lo if v < lo else v
-            v2 = v * v
-            p = v2 * a13 + a11
-            p = v2 * p + a9
-            p = v2 * p + a7
-            p = v2 * p + a5
-            p = v2 * p + a3
-            p = v2 * p + a1
-            q = v2 * b6 + b4
-            q = v2 * q + b2
-            q = v2 * q + b0
-            t = v * p / q
-            t = one if x >= hi else t
-            t = minus_one if x <= lo else t
-            return x if abs(x) < tiny else t
-
-        return tanh32
-
-    c13, c12, c11, c10, c9, c8, c7, c6, c5, c4, c3, c2 = _INV_FACT
-    ln2_hi, ln2_lo, log2e = _LN2_HI, _LN2_LO, 1 / math.log(2)
-
-    def tanh64(x):
-        ax = min(abs(x), 20.0)
-        y = -(ax + ax)
-        kf = np.floor(y * log2e + 0.5)
-        r = (y - kf * ln2_hi) - kf * ln2_lo
-        q = c13 * r + c12
-        q = q * r + c11
-        q = q * r + c10
-        q = q * r + c9
-        q = q * r + c8
-        q = q * r + c7
-        q = q * r + c6
-        q = q * r + c5
-        q = q * r + c4
-        q = q * r + c3
-        q = q * r + c2
-        p = r + r * r * q  # expm1(r)
-        # 2^k from the bits of -k as a product of exact powers of two (no bit casts)
-        m = np.int64(-kf)
-        s = 1.0
-        s = s * 0.5 if m & 1 else s
-        s = s * 0.25 if m & 2 else s
-        s = s * 0.0625 if m & 4 else s
-        s = s * 2.0**-8 if m & 8 else s
-        s = s * 2.0**-16 if m & 16 else s
-        s = s * 2.0**-32 if m & 32 else s
-        em = s * p + (s - 1.0)  # expm1(y) = 2^k expm1(r) + 2^k - 1
-        t = -em / (2.0 + em)
-        return t if x >= 0.0 else -t
-
-    return tanh64
-
-
-@_jit
-def _sigmoid(x, k):
-    """σ(x) = tanh(x/2)/2 + 1/2, in the NumPy path's order of operations."""
-    return _tanh(x * k[1]) * k[1] + k[1]
-
 
 # --- SciPy's BLAS threads ---
 
@@ -197,6 +71,7 @@ def _blas_threads(macs: int):
     """SciPy's BLAS on the thread count ``backprop._blas`` gives a product of ``macs``
     multiply-adds (a size rule), for one kernel call; its own setting is restored after."""
     global _scipy_blas
+    _blas.gemm_threads(macs)  # NumPy's BLAS (``_gemm``), through the same policy
     want = _blas.blas_threads_for(macs)
     if want is None:  # the BLAS policy is "leave it alone"
         yield
@@ -237,6 +112,12 @@ def _rows(steps: int, batch: int, weights: int, run) -> None:
         run(0, batch)
 
 
+def _transposed(w):
+    """W_hhᵀ as a C-contiguous copy: the forward's product h W_hhᵀ through NumPy's BLAS took
+    28 µs with it and 50-61 µs with the transposed view (16 x 128 x 512, float32)."""
+    return np.ascontiguousarray(w.T)
+
+
 # --- LSTM ---
 # The loops run over one batch row at a time, on 1-D views, each loop touching few arrays:
 # numba cannot tell LLVM that arrays do not overlap, so LLVM vectorises a loop only behind
@@ -248,17 +129,16 @@ def _rows(steps: int, batch: int, weights: int, run) -> None:
 
 
 @_jit
-def _lstm_forward(xg, h0, c0, w_hh, reverse, acts, cs, tcs, hs, consts, b0, b1):
+def _lstm_forward(xg, h0, c0, w_t, reverse, acts, cs, tcs, hs, consts, addr, b0, b1):
     k = _load(consts)
     steps, batch, g4 = xg.shape
     n = g4 // 4
-    w_t = w_hh.T
     cs[0, b0:b1] = c0[b0:b1]
     hp = h0[b0:b1]
     for s in range(steps):
         t = steps - 1 - s if reverse else s
         a = acts[s, b0:b1]
-        np.dot(hp, w_t, a)
+        mm(addr, hp, w_t, a)
         x, cp, cn, tc, h = xg[t, b0:b1], cs[s, b0:b1], cs[s + 1, b0:b1], tcs[s, b0:b1], hs[t, b0:b1]
         for b in range(b1 - b0):
             ar, xr = a[b], x[b]
@@ -287,13 +167,14 @@ def lstm_forward(xg, h0, c0, w_hh, reverse, acts, cs, tcs, hs) -> None:
     batch = h0.shape[0]
     k = _consts(xg.dtype)
     with _blas_threads(batch * w_hh.size):
+        w_t, addr = _transposed(w_hh), _gemm.address(xg.dtype)
         _rows(xg.shape[0], batch, w_hh.size, lambda b0, b1: _lstm_forward(
-            xg, h0, c0, w_hh, reverse, acts, cs, tcs, hs, k, b0, b1))
+            xg, h0, c0, w_t, reverse, acts, cs, tcs, hs, k, addr, b0, b1))
 
 
 @_jit
 def _lstm_backward(acts, cs, tcs, w_hh, ghs, has_ghs, reverse, need_h0, dxg, dh, dc, consts,
-                   b0, b1):
+                   addr, b0, b1):
     k = _load(consts)
     one = k[2]
     steps, batch, g4 = acts.shape
@@ -325,7 +206,7 @@ def _lstm_backward(acts, cs, tcs, w_hh, ghs, has_ghs, reverse, need_h0, dxg, dh,
                 o = ao[j]
                 do[j] = (o - o * o) * tcr[j] * dhr[j]
         if s > 0 or need_h0:
-            np.dot(d, w_hh, dhs)
+            mm(addr, d, w_hh, dhs)
 
 
 def lstm_backward(acts, cs, tcs, w_hh, grad_hs, reverse, need_h0, dxg, dh, dc) -> None:
@@ -337,8 +218,9 @@ def lstm_backward(acts, cs, tcs, w_hh, grad_hs, reverse, need_h0, dxg, dh, dc) -
     batch = dh.shape[0]
     k = _consts(acts.dtype)
     with _blas_threads(batch * w_hh.size):
+        addr = _gemm.address(acts.dtype)
         _rows(acts.shape[0], batch, w_hh.size, lambda b0, b1: _lstm_backward(
-            acts, cs, tcs, w_hh, ghs, has, reverse, need_h0, dxg, dh, dc, k, b0, b1))
+            acts, cs, tcs, w_hh, ghs, has, reverse, need_h0, dxg, dh, dc, k, addr, b0, b1))
 
 
 # LSTMCellStep's kernels: the layer kernels above keep the same loops inline, because calling
@@ -422,17 +304,16 @@ def lstm_cell_backward(a, c, tc, grad_h, dc, d_pre) -> None:
 
 
 @_jit
-def _gru_forward(xg, h0, w_hh, b_hh, reverse, gates, hgn, h_prev, hs, consts, b0, b1):
+def _gru_forward(xg, h0, w_t, b_hh, reverse, gates, hgn, h_prev, hs, consts, addr, b0, b1):
     k = _load(consts)
     steps, batch, g3 = xg.shape
     n = g3 // 3
-    w_t = w_hh.T
     hg = np.empty((b1 - b0, g3), xg.dtype)
     bn = b_hh[2 * n :]
     hp = h0[b0:b1]
     for s in range(steps):
         t = steps - 1 - s if reverse else s
-        np.dot(hp, w_t, hg)
+        mm(addr, hp, w_t, hg)
         a, x, hn = gates[s, b0:b1], xg[t, b0:b1], hgn[s, b0:b1]
         hq, h = h_prev[s, b0:b1], hs[t, b0:b1]
         for b in range(b1 - b0):
@@ -460,13 +341,14 @@ def gru_forward(xg, h0, w_hh, b_hh, reverse, gates, hgn, h_prev, hs) -> None:
         b_hh = np.zeros(w_hh.shape[0], w_hh.dtype)
     k = _consts(xg.dtype)
     with _blas_threads(h0.shape[0] * w_hh.size):
+        w_t, addr = _transposed(w_hh), _gemm.address(xg.dtype)
         _rows(xg.shape[0], h0.shape[0], w_hh.size, lambda b0, b1: _gru_forward(
-            xg, h0, w_hh, b_hh, reverse, gates, hgn, h_prev, hs, k, b0, b1))
+            xg, h0, w_t, b_hh, reverse, gates, hgn, h_prev, hs, k, addr, b0, b1))
 
 
 @_jit
-def _gru_backward(gates, hgn, h_prev, w_hh, ghs, has_ghs, reverse, dxg, dhg, dh, consts, b0,
-                  b1):
+def _gru_backward(gates, hgn, h_prev, w_hh, ghs, has_ghs, reverse, dxg, dhg, dh, consts, addr,
+                  b0, b1):
     k = _load(consts)
     one = k[2]
     steps, batch, g3 = gates.shape
@@ -501,7 +383,7 @@ def _gru_backward(gates, hgn, h_prev, w_hh, ghs, has_ghs, reverse, dxg, dhg, dh,
                 e_n[j] = d_n[j] * ar_[j]
             for j in range(n):
                 dhr[j] *= az[j]
-        np.dot(e, w_hh, back)  # δhₜ₋₁ = ∂L/∂hₜ·z + ∂L/∂hg W_hh
+        mm(addr, e, w_hh, back)  # δhₜ₋₁ = ∂L/∂hₜ·z + ∂L/∂hg W_hh
         for b in range(b1 - b0):
             dhr, br = dhs[b], back[b]
             for j in range(n):
@@ -515,24 +397,24 @@ def gru_backward(gates, hgn, h_prev, w_hh, grad_hs, reverse, dxg, dhg, dh) -> No
     ghs = grad_hs if has else dh[None]
     k = _consts(gates.dtype)
     with _blas_threads(dh.shape[0] * w_hh.size):
+        addr = _gemm.address(gates.dtype)
         _rows(gates.shape[0], dh.shape[0], w_hh.size, lambda b0, b1: _gru_backward(
-            gates, hgn, h_prev, w_hh, ghs, has, reverse, dxg, dhg, dh, k, b0, b1))
+            gates, hgn, h_prev, w_hh, ghs, has, reverse, dxg, dhg, dh, k, addr, b0, b1))
 
 
 # --- Elman RNN ---
 
 
 @_jit
-def _rnn_forward(xg, h0, w_hh, relu, reverse, hs, consts, b0, b1):
+def _rnn_forward(xg, h0, w_t, relu, reverse, hs, consts, addr, b0, b1):
     k = _load(consts)
     zero = k[0]
     steps, batch, n = xg.shape
-    w_t = w_hh.T
     hp = h0[b0:b1]
     for s in range(steps):
         t = steps - 1 - s if reverse else s
         h, x = hs[t, b0:b1], xg[t, b0:b1]
-        np.dot(hp, w_t, h)
+        mm(addr, hp, w_t, h)
         for b in range(b1 - b0):
             hr, xr = h[b], x[b]
             if relu:
@@ -550,12 +432,14 @@ def rnn_forward(xg, h0, w_hh, relu, reverse, hs) -> None:
     ``relu`` else tanh. xg (T, N, H), h0 (N, H), w_hh (H, H)."""
     k = _consts(xg.dtype)
     with _blas_threads(h0.shape[0] * w_hh.size):
+        w_t, addr = _transposed(w_hh), _gemm.address(xg.dtype)
         _rows(xg.shape[0], h0.shape[0], w_hh.size, lambda b0, b1: _rnn_forward(
-            xg, h0, w_hh, relu, reverse, hs, k, b0, b1))
+            xg, h0, w_t, relu, reverse, hs, k, addr, b0, b1))
 
 
 @_jit
-def _rnn_backward(hs, w_hh, ghs, has_ghs, relu, reverse, need_h0, dxg, dh, consts, b0, b1):
+def _rnn_backward(hs, w_hh, ghs, has_ghs, relu, reverse, need_h0, dxg, dh, consts, addr, b0,
+                  b1):
     k = _load(consts)
     zero, one = k[0], k[2]
     steps, batch, n = hs.shape
@@ -576,7 +460,7 @@ def _rnn_backward(hs, w_hh, ghs, has_ghs, relu, reverse, need_h0, dxg, dh, const
                 for j in range(n):
                     dr[j] = (one - hr[j] * hr[j]) * dhr[j]
         if s > 0 or need_h0:
-            np.dot(d, w_hh, dhs)
+            mm(addr, d, w_hh, dhs)
 
 
 def rnn_backward(hs, w_hh, grad_hs, relu, reverse, need_h0, dxg, dh) -> None:
@@ -586,5 +470,6 @@ def rnn_backward(hs, w_hh, grad_hs, relu, reverse, need_h0, dxg, dh) -> None:
     ghs = grad_hs if has else dh[None]
     k = _consts(hs.dtype)
     with _blas_threads(dh.shape[0] * w_hh.size):
+        addr = _gemm.address(hs.dtype)
         _rows(hs.shape[0], dh.shape[0], w_hh.size, lambda b0, b1: _rnn_backward(
-            hs, w_hh, ghs, has, relu, reverse, need_h0, dxg, dh, k, b0, b1))
+            hs, w_hh, ghs, has, relu, reverse, need_h0, dxg, dh, k, addr, b0, b1))
