@@ -253,8 +253,8 @@ def test_two_halves_of_the_batch_give_the_same_bits(kernel_calls, monkeypatch, k
     of 8 and 3."""
     from backprop import _blas, _pair
 
-    if not _pair.available():
-        pytest.skip("needs two cores")
+    if not _pair.available() or _blas.blas_threads_for(1) != 1:
+        pytest.skip("needs two cores and a BLAS whose threads backprop controls")
     rng = np.random.default_rng(4)
     gates = {"lstm": 4, "gru": 3}.get(kind, 1)
     batch = 11
@@ -284,8 +284,9 @@ def test_two_halves_of_the_batch_give_the_same_bits(kernel_calls, monkeypatch, k
 
 
 def test_small_layers_and_one_thread_keep_the_whole_batch_here(kernel_calls, monkeypatch):
-    """Below PAIR_ROWS rows a half or PAIR_MACS multiply-adds a layer, or with the BLAS
-    setting 1 (everything on one thread), no half goes to the helper."""
+    """Below PAIR_ROWS rows a half or PAIR_MACS multiply-adds a layer, with the BLAS setting 1
+    (everything on one thread), or with BLAS threads in each step's product (a setting of 2,
+    or the BLAS left alone), no half goes to the helper."""
     from backprop import _blas
 
     fk = _fast.kernels("recurrent")
@@ -295,14 +296,15 @@ def test_small_layers_and_one_thread_keep_the_whole_batch_here(kernel_calls, mon
     fk._rows(64, 2 * fk.PAIR_ROWS - 1, 1 << 20, lambda b0, b1: ran.append((b0, b1)))
     fk._rows(1, 2 * fk.PAIR_ROWS, 16, lambda b0, b1: ran.append((b0, b1)))
     try:
-        _blas.set_blas_threads(1)
-        fk._rows(64, 64, 1 << 16, lambda b0, b1: ran.append((b0, b1)))
+        for setting in (1, 2, "default"):  # one thread, or BLAS threads in each half
+            _blas.set_blas_threads(setting)
+            fk._rows(64, 64, 1 << 16, lambda b0, b1: ran.append((b0, b1)))
     finally:
         _blas.set_blas_threads("auto")
     assert not seen
-    assert ran == [(0, 2 * fk.PAIR_ROWS - 1), (0, 2 * fk.PAIR_ROWS), (0, 64)]
+    assert ran == [(0, 2 * fk.PAIR_ROWS - 1), (0, 2 * fk.PAIR_ROWS)] + [(0, 64)] * 3
     from backprop import _pair
 
-    if _pair.available():  # and a big one does split: 64 rows as 32 + 32
+    if _pair.available() and _blas.blas_threads_for(1) == 1:  # a big one splits: 32 + 32
         fk._rows(64, 64, 1 << 16, lambda b0, b1: ran.append((b0, b1)))
         assert seen == [1]

@@ -102,10 +102,13 @@ def _rows(steps: int, batch: int, weights: int, run) -> None:
     """run(b0, b1) over the batch rows: the rows of a recurrent layer never meet, so the whole
     time loop runs as two halves of the batch, the first here and the second on the helper
     thread (``backprop._pair``), when the layer is big enough (``PAIR_ROWS``, ``PAIR_MACS``)
-    and ``_blas.pairs_allowed()``; else all rows here. Each row's arithmetic, and each row of
-    a product, is the same whichever half computes it: the same bits either way (tested)."""
+    and each step's product runs on one BLAS thread; else all rows here. Each row's
+    arithmetic, and each row of a product, is the same whichever half computes it: the same
+    bits either way (tested)."""
+    # halves only where each step's product runs on one BLAS thread (the auto policy): with
+    # BLAS threads in each half (BACKPROP_BLAS_THREADS=N or default) they would fight
     if (batch >= 2 * PAIR_ROWS and steps * batch * weights >= PAIR_MACS
-            and _blas.pairs_allowed()):
+            and _blas.pairs_allowed() and _blas.blas_threads_for(batch * weights) == 1):
         h = (batch // 2 + 7) // 8 * 8
         _pair.run_pair(lambda: run(0, h), lambda: run(h, batch))
     else:
