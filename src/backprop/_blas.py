@@ -198,6 +198,13 @@ def get_num_threads() -> int:
     return max(_large, pair)
 
 
+def library_path() -> str | None:
+    """The file of NumPy's BLAS as threadpoolctl found it (None when it cannot see it)."""
+    if _current is None:
+        _init()
+    return None if _lib is None else _lib.filepath
+
+
 def blas_threads_for(macs: int) -> int | None:
     """The thread count the current policy gives a product of ``macs`` multiply-adds (None
     when the BLAS is left alone or cannot be controlled)."""

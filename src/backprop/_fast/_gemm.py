@@ -46,10 +46,9 @@ def address(dtype) -> int:
         return _found[char]
     addr = 0
     try:
-        _blas.gemm_threads(0)  # initialises _blas (threadpoolctl's view of NumPy's BLAS)
-        lib = _blas._lib
-        if lib is not None and char in _NAMES:
-            dll = ctypes.CDLL(lib.filepath)
+        path = _blas.library_path()
+        if path is not None and char in _NAMES:
+            dll = ctypes.CDLL(path)
             for name in _NAMES[char]:
                 fn = getattr(dll, name, None)
                 if fn is not None:

@@ -50,7 +50,7 @@ try:  # numba's np.dot is compiled against SciPy's BLAS (scipy.linalg.cython_bla
 except ImportError:
     HAS_BLAS = False
 
-# --- SciPy's BLAS threads ---
+# --- BLAS threads, and the two halves of a batch ---
 
 _scipy_blas = None  # threadpoolctl's controllers of the BLAS numba calls (SciPy's), once found
 
@@ -68,8 +68,9 @@ def _find_scipy_blas() -> list:
 
 @contextlib.contextmanager
 def _blas_threads(macs: int):
-    """SciPy's BLAS on the thread count ``backprop._blas`` gives a product of ``macs``
-    multiply-adds (a size rule), for one kernel call; its own setting is restored after."""
+    """NumPy's BLAS (``_gemm``'s products) and SciPy's (``np.dot``'s) on the thread count
+    ``backprop._blas`` gives a product of ``macs`` multiply-adds (a size rule), for one kernel
+    call; SciPy's own setting is restored after."""
     global _scipy_blas
     _blas.gemm_threads(macs)  # NumPy's BLAS (``_gemm``), through the same policy
     want = _blas.blas_threads_for(macs)
@@ -115,6 +116,14 @@ def _rows(steps: int, batch: int, weights: int, run) -> None:
         run(0, batch)
 
 
+def _layer(steps: int, batch: int, w_hh, dtype, kernel) -> None:
+    """One layer kernel call: the BLAS threads for its per-step product, the address of NumPy's
+    gemm, and ``kernel(addr, b0, b1)`` over the batch rows (``_rows``)."""
+    with _blas_threads(batch * w_hh.size):
+        addr = _gemm.address(dtype)
+        _rows(steps, batch, w_hh.size, lambda b0, b1: kernel(addr, b0, b1))
+
+
 def _transposed(w):
     """W_hhᵀ as a C-contiguous copy: the forward's product h W_hhᵀ through NumPy's BLAS took
     28 µs with it and 50-61 µs with the transposed view (16 x 128 x 512, float32)."""
@@ -134,7 +143,7 @@ def _transposed(w):
 @_jit
 def _lstm_forward(xg, h0, c0, w_t, reverse, acts, cs, tcs, hs, consts, addr, b0, b1):
     k = _load(consts)
-    steps, batch, g4 = xg.shape
+    steps, _, g4 = xg.shape
     n = g4 // 4
     cs[0, b0:b1] = c0[b0:b1]
     hp = h0[b0:b1]
@@ -167,12 +176,9 @@ def lstm_forward(xg, h0, c0, w_hh, reverse, acts, cs, tcs, hs) -> None:
     """LSTMLayer's forward into the NumPy path's buffers: acts (T, N, 4H) and tcs (T, N, H) in
     step order, cs (T+1, N, H) the cell state entering each step (cs[T] the last), hs (T, N, H)
     by time. xg (T, N, 4H), h0, c0 (N, H), w_hh (4H, H); all C-contiguous, one float dtype."""
-    batch = h0.shape[0]
-    k = _consts(xg.dtype)
-    with _blas_threads(batch * w_hh.size):
-        w_t, addr = _transposed(w_hh), _gemm.address(xg.dtype)
-        _rows(xg.shape[0], batch, w_hh.size, lambda b0, b1: _lstm_forward(
-            xg, h0, c0, w_t, reverse, acts, cs, tcs, hs, k, addr, b0, b1))
+    k, w_t = _consts(xg.dtype), _transposed(w_hh)
+    _layer(xg.shape[0], h0.shape[0], w_hh, xg.dtype, lambda addr, b0, b1: _lstm_forward(
+        xg, h0, c0, w_t, reverse, acts, cs, tcs, hs, k, addr, b0, b1))
 
 
 @_jit
@@ -180,7 +186,7 @@ def _lstm_backward(acts, cs, tcs, w_hh, ghs, has_ghs, reverse, need_h0, dxg, dh,
                    addr, b0, b1):
     k = _load(consts)
     one = k[2]
-    steps, batch, g4 = acts.shape
+    steps, _, g4 = acts.shape
     n = g4 // 4
     dhs, dcs = dh[b0:b1], dc[b0:b1]
     for s in range(steps - 1, -1, -1):
@@ -218,12 +224,9 @@ def lstm_backward(acts, cs, tcs, w_hh, grad_hs, reverse, need_h0, dxg, dh, dc) -
     ∂L/∂c₀. grad_hs (T, N, H) or None."""
     has = grad_hs is not None
     ghs = grad_hs if has else dh[None]
-    batch = dh.shape[0]
     k = _consts(acts.dtype)
-    with _blas_threads(batch * w_hh.size):
-        addr = _gemm.address(acts.dtype)
-        _rows(acts.shape[0], batch, w_hh.size, lambda b0, b1: _lstm_backward(
-            acts, cs, tcs, w_hh, ghs, has, reverse, need_h0, dxg, dh, dc, k, addr, b0, b1))
+    _layer(acts.shape[0], dh.shape[0], w_hh, acts.dtype, lambda addr, b0, b1: _lstm_backward(
+        acts, cs, tcs, w_hh, ghs, has, reverse, need_h0, dxg, dh, dc, k, addr, b0, b1))
 
 
 # LSTMCellStep's kernels: the layer kernels above keep the same loops inline, because calling
@@ -309,7 +312,7 @@ def lstm_cell_backward(a, c, tc, grad_h, dc, d_pre) -> None:
 @_jit
 def _gru_forward(xg, h0, w_t, b_hh, reverse, gates, hgn, h_prev, hs, consts, addr, b0, b1):
     k = _load(consts)
-    steps, batch, g3 = xg.shape
+    steps, _, g3 = xg.shape
     n = g3 // 3
     hg = np.empty((b1 - b0, g3), xg.dtype)
     bn = b_hh[2 * n :]
@@ -342,11 +345,9 @@ def gru_forward(xg, h0, w_hh, b_hh, reverse, gates, hgn, h_prev, hs) -> None:
     h0 (N, H), w_hh (3H, H), b_hh (3H,) or None (then zeros: x + 0 is x)."""
     if b_hh is None:
         b_hh = np.zeros(w_hh.shape[0], w_hh.dtype)
-    k = _consts(xg.dtype)
-    with _blas_threads(h0.shape[0] * w_hh.size):
-        w_t, addr = _transposed(w_hh), _gemm.address(xg.dtype)
-        _rows(xg.shape[0], h0.shape[0], w_hh.size, lambda b0, b1: _gru_forward(
-            xg, h0, w_t, b_hh, reverse, gates, hgn, h_prev, hs, k, addr, b0, b1))
+    k, w_t = _consts(xg.dtype), _transposed(w_hh)
+    _layer(xg.shape[0], h0.shape[0], w_hh, xg.dtype, lambda addr, b0, b1: _gru_forward(
+        xg, h0, w_t, b_hh, reverse, gates, hgn, h_prev, hs, k, addr, b0, b1))
 
 
 @_jit
@@ -354,7 +355,7 @@ def _gru_backward(gates, hgn, h_prev, w_hh, ghs, has_ghs, reverse, dxg, dhg, dh,
                   b0, b1):
     k = _load(consts)
     one = k[2]
-    steps, batch, g3 = gates.shape
+    steps, _, g3 = gates.shape
     n = g3 // 3
     back = np.empty((b1 - b0, n), gates.dtype)
     dhs = dh[b0:b1]
@@ -399,10 +400,8 @@ def gru_backward(gates, hgn, h_prev, w_hh, grad_hs, reverse, dxg, dhg, dh) -> No
     has = grad_hs is not None
     ghs = grad_hs if has else dh[None]
     k = _consts(gates.dtype)
-    with _blas_threads(dh.shape[0] * w_hh.size):
-        addr = _gemm.address(gates.dtype)
-        _rows(gates.shape[0], dh.shape[0], w_hh.size, lambda b0, b1: _gru_backward(
-            gates, hgn, h_prev, w_hh, ghs, has, reverse, dxg, dhg, dh, k, addr, b0, b1))
+    _layer(gates.shape[0], dh.shape[0], w_hh, gates.dtype, lambda addr, b0, b1: _gru_backward(
+        gates, hgn, h_prev, w_hh, ghs, has, reverse, dxg, dhg, dh, k, addr, b0, b1))
 
 
 # --- Elman RNN ---
@@ -412,7 +411,7 @@ def gru_backward(gates, hgn, h_prev, w_hh, grad_hs, reverse, dxg, dhg, dh) -> No
 def _rnn_forward(xg, h0, w_t, relu, reverse, hs, consts, addr, b0, b1):
     k = _load(consts)
     zero = k[0]
-    steps, batch, n = xg.shape
+    steps, _, n = xg.shape
     hp = h0[b0:b1]
     for s in range(steps):
         t = steps - 1 - s if reverse else s
@@ -433,11 +432,9 @@ def _rnn_forward(xg, h0, w_t, relu, reverse, hs, consts, addr, b0, b1):
 def rnn_forward(xg, h0, w_hh, relu, reverse, hs) -> None:
     """RNNLayer's forward into hs (T, N, H, by time): hₜ = act(xgₜ + hₜ₋₁ W_hhᵀ), act relu if
     ``relu`` else tanh. xg (T, N, H), h0 (N, H), w_hh (H, H)."""
-    k = _consts(xg.dtype)
-    with _blas_threads(h0.shape[0] * w_hh.size):
-        w_t, addr = _transposed(w_hh), _gemm.address(xg.dtype)
-        _rows(xg.shape[0], h0.shape[0], w_hh.size, lambda b0, b1: _rnn_forward(
-            xg, h0, w_t, relu, reverse, hs, k, addr, b0, b1))
+    k, w_t = _consts(xg.dtype), _transposed(w_hh)
+    _layer(xg.shape[0], h0.shape[0], w_hh, xg.dtype, lambda addr, b0, b1: _rnn_forward(
+        xg, h0, w_t, relu, reverse, hs, k, addr, b0, b1))
 
 
 @_jit
@@ -445,7 +442,7 @@ def _rnn_backward(hs, w_hh, ghs, has_ghs, relu, reverse, need_h0, dxg, dh, const
                   b1):
     k = _load(consts)
     zero, one = k[0], k[2]
-    steps, batch, n = hs.shape
+    steps, _, n = hs.shape
     dhs = dh[b0:b1]
     for s in range(steps - 1, -1, -1):
         t = steps - 1 - s if reverse else s
@@ -472,7 +469,5 @@ def rnn_backward(hs, w_hh, grad_hs, relu, reverse, need_h0, dxg, dh) -> None:
     has = grad_hs is not None
     ghs = grad_hs if has else dh[None]
     k = _consts(hs.dtype)
-    with _blas_threads(dh.shape[0] * w_hh.size):
-        addr = _gemm.address(hs.dtype)
-        _rows(hs.shape[0], dh.shape[0], w_hh.size, lambda b0, b1: _rnn_backward(
-            hs, w_hh, ghs, has, relu, reverse, need_h0, dxg, dh, k, addr, b0, b1))
+    _layer(hs.shape[0], dh.shape[0], w_hh, hs.dtype, lambda addr, b0, b1: _rnn_backward(
+        hs, w_hh, ghs, has, relu, reverse, need_h0, dxg, dh, k, addr, b0, b1))
