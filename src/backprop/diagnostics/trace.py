@@ -22,7 +22,9 @@ from backprop.tensor import Tensor
 
 __all__ = ["GradientCheck", "Trace", "TraceNode", "finite_differences", "trace"]
 
-_ELEMENTWISE_MODULE = "backprop.ops.elementwise"
+# the modules whose ops are all elementwise (their partial derivatives are arrays of the
+# inputs' shapes)
+_ELEMENTWISE_MODULES = ("backprop.ops.elementwise", "backprop.ops.unary")
 _VIEWS = {"View", "Reshape", "Transpose", "Permute", "Squeeze", "Unsqueeze", "Flatten"}
 
 
@@ -181,7 +183,7 @@ def _local(record, values: list) -> tuple[list, list]:
         return ([np.ones_like(values[0])], ["broadcast g back over the summed axes (local = 1)"])
     if op in _VIEWS:
         return [None], ["g reshaped back (the same numbers)"]
-    if record.function.__module__ == _ELEMENTWISE_MODULE and not record.inplace:
+    if record.function.__module__ in _ELEMENTWISE_MODULES and not record.inplace:
         try:
             shapes = [np.shape(v) for v, t in zip(values, tensors) if t]
             if tuple(np.broadcast_shapes(*shapes)) != tuple(out_shape):
