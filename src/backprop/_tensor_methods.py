@@ -291,34 +291,6 @@ class TorchMethods:
             raise TypeError("unsupported format string passed to Tensor.__format__")
         return str(self)
 
-    # augmented assignment updates the tensor in place, as in PyTorch (the manual-SGD idiom
-    # `with no_grad(): w -= lr * w.grad` must keep w the same leaf)
-    def __iadd__(self, other):
-        return self.add_(other)
-
-    def __isub__(self, other):
-        return self.sub_(other)
-
-    def __imul__(self, other):
-        return self.mul_(other)
-
-    def __itruediv__(self, other):
-        return self.div_(other)
-
-    def __floordiv__(self, other):
-        # piecewise constant: no gradient (PyTorch's floor_divide has none either)
-        return _wrap(np.asarray(np.floor_divide(self.data, _raw(other))), False, None, 0)
-
-    def __rfloordiv__(self, other):
-        return _wrap(np.asarray(np.floor_divide(_raw(other), self.data)), False, None, 0)
-
-    def __mod__(self, other):
-        # PyTorch's remainder: a - floor(a / b)·b (the sign of b), differentiable in a and b
-        return self - (self // other) * other
-
-    def __rmod__(self, other):
-        return other - (other // self) * self
-
     def eq(self, other) -> Tensor:
         return self.__eq__(other)
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from backprop._tensor_methods import OpMethods, TorchMethods
+from backprop._tensor_operators import OperatorMethods
 
 float16 = np.float16
 float32 = np.float32
@@ -122,7 +123,7 @@ class _RemovableHandle:
             self._hooks.remove(self._hook)
 
 
-class Tensor(OpMethods, TorchMethods):
+class Tensor(OperatorMethods, OpMethods, TorchMethods):
     """An n-dimensional array that can record the ops applied to it and compute gradients.
 
     Args:
@@ -532,127 +533,6 @@ class Tensor(OpMethods, TorchMethods):
         """Cast to bool (no gradient)."""
         return to_dtype(self, np.bool_)
 
-    # --- operators ---
-    # (the arithmetic ones apply the op's Function directly: a call less on every use, the
-    # wrappers add nothing for them)
-    def __add__(self, other):
-        return _Add.apply(self, other)
-
-    def __radd__(self, other):
-        return _Add.apply(other, self)
-
-    def __sub__(self, other):
-        return _Sub.apply(self, other)
-
-    def __rsub__(self, other):
-        return _Sub.apply(other, self)
-
-    def __mul__(self, other):
-        return _Mul.apply(self, other)
-
-    def __rmul__(self, other):
-        return _Mul.apply(other, self)
-
-    def __truediv__(self, other):
-        return _Div.apply(self, other)
-
-    def __rtruediv__(self, other):
-        return _Div.apply(other, self)
-
-    def __pow__(self, other):
-        return _Pow.apply(self, other)
-
-    def __rpow__(self, other):
-        return _Pow.apply(other, self)
-
-    def __matmul__(self, other):
-        return matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return matmul(other, self)
-
-    def __neg__(self):
-        return neg(self)
-
-    def __pos__(self):
-        return self
-
-    def __abs__(self):
-        return abs(self)
-
-    # comparisons: no gradient, bool results (PyTorch semantics: elementwise ==)
-    def __eq__(self, other):
-        return eq(self, other)
-
-    def __ne__(self, other):
-        return ne(self, other)
-
-    def __lt__(self, other):
-        return lt(self, other)
-
-    def __le__(self, other):
-        return le(self, other)
-
-    def __gt__(self, other):
-        return gt(self, other)
-
-    def __ge__(self, other):
-        return ge(self, other)
-
-    def __invert__(self):
-        return logical_not(self) if self.data.dtype == np.bool_ else bitwise_not(self)
-
-    def __and__(self, other):
-        return bitwise_and(self, other)
-
-    def __or__(self, other):
-        return bitwise_or(self, other)
-
-    def __getitem__(self, index):
-        return getitem(self, index)
-
-    def __setitem__(self, index, value) -> None:
-        _inplace.setitem_(self, index, value)
-
-    # --- in-place ops: the values change in this tensor's memory (so every view and detached
-    # copy sees them), the version counter moves, and under grad mode the history follows ---
-    def add_(self, other, alpha=1) -> Tensor:
-        """In place: self += alpha * other."""
-        return _inplace.add_(self, other, alpha)
-
-    def sub_(self, other, alpha=1) -> Tensor:
-        """In place: self -= alpha * other."""
-        return _inplace.sub_(self, other, alpha)
-
-    def mul_(self, other) -> Tensor:
-        """In place: self *= other."""
-        return _inplace.mul_(self, other)
-
-    def div_(self, other) -> Tensor:
-        """In place: self /= other."""
-        return _inplace.div_(self, other)
-
-    def clamp_(self, min=None, max=None) -> Tensor:
-        """In place: clamp the values to [min, max]."""
-        return _inplace.clamp_(self, min, max)
-
-    def copy_(self, src) -> Tensor:
-        """In place: copy ``src``'s values (broadcast to this shape, cast to this dtype)."""
-        return _inplace.copy_(self, src)
-
-    def fill_(self, value) -> Tensor:
-        """In place: set every element to ``value``."""
-        return _inplace.fill_(self, value)
-
-    def relu_(self) -> Tensor:
-        """In place: max(self, 0) (PyTorch's ``relu_``; see ``ops.inplace.relu_``)."""
-        return _inplace.relu_(self)
-
-    def zero_(self) -> Tensor:
-        """In place: set every element to zero."""
-        return _inplace.fill_(self, 0)
-
-
 
 def _raw(x):
     """The array behind a Tensor, or the value itself."""
@@ -671,35 +551,17 @@ def _raw_index(index):
 
 
 # Tensor methods call ops and ops return Tensors: the one import cycle, broken here, once.
-from backprop import _tensor_methods  # noqa: E402
+from backprop import _tensor_methods, _tensor_operators  # noqa: E402
 from backprop import devices as _devices  # noqa: E402
 from backprop.autograd import engine as _engine  # noqa: E402
 from backprop.autograd import function as _function  # noqa: E402
 from backprop.ops import (  # noqa: E402
-    abs,
-    bitwise_and,
-    bitwise_not,
-    bitwise_or,
     clone,
-    eq,
-    ge,
-    getitem,
-    gt,
-    le,
-    logical_not,
-    lt,
-    matmul,
-    ne,
-    neg,
     permute,
     to_dtype,
     transpose,
 )
 from backprop.ops import inplace as _inplace  # noqa: E402
-from backprop.ops.elementwise import Add as _Add  # noqa: E402
-from backprop.ops.elementwise import Div as _Div  # noqa: E402
-from backprop.ops.elementwise import Mul as _Mul  # noqa: E402
-from backprop.ops.elementwise import Pow as _Pow  # noqa: E402
-from backprop.ops.elementwise import Sub as _Sub  # noqa: E402
 
 _tensor_methods._bind()  # the methods of OpMethods and TorchMethods call ops too
+_tensor_operators._bind()  # and the operators
