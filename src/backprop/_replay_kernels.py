@@ -61,7 +61,7 @@ def _sigmoid(ctx, needs, g):
 
 def _relu(ctx, needs, g):
     (y,) = _saved(ctx)
-    return (g * (y > 0),)
+    return (_act.relu_grad_array(g, y),)
 
 
 def _sum(ctx, needs, g):

@@ -2,7 +2,7 @@
 'backprop[fast]'``).
 
 NumPy runs each elementwise op on one core and writes a fresh temporary per op. Where that is
-the floor (the recurrent layers' gate arithmetic, pooling, the im2col copies of a convolution)
+the floor (the recurrent layers' gate arithmetic, pooling, the im2col copies of a convolution, ReLU)
 a numba kernel fuses the work into one pass (and, for convolution and pooling on numba's OpenMP
 layer when the user chooses it, spreads it over the cores; see ``_jit.parallel``). Every kernel
 has a NumPy twin in the op that calls it, and the two agree to float rounding (tests/fast/); the

@@ -8,28 +8,84 @@ import math
 
 import numpy as np
 
+from backprop import _fast
 from backprop.autograd.function import Function
-from backprop.ops._util import const, first_order, kernel
-from backprop.ops.elementwise import Mul, _erf, erf, exp, sigmoid, tanh, where
+from backprop.ops._util import const, first_order
+from backprop.ops.elementwise import _erf, erf, exp, sigmoid, tanh, where
 from backprop.tensor import Tensor
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_FAST_MIN = 4096
+"""Elements from which ReLU takes the fast path's kernels (below, numba's dispatch costs about
+what the kernel saves)."""
+
+
+def _dense(*arrays):
+    """1-D views of the arrays' memory when each is one dense block laid out alike (C order, or
+    one permutation of the axes, as a convolution's channel-major output), of one float dtype;
+    else None. Elementwise kernels then run over memory in order, whatever the axis order."""
+    a = arrays[0]
+    strides = a.strides
+    for x in arrays:
+        if not isinstance(x, np.ndarray) or x.dtype != a.dtype or x.strides != strides:
+            return None
+    if a.dtype not in _FLOATS:
+        return None
+    if a.flags.c_contiguous:
+        return [x.reshape(-1) for x in arrays]
+    order = sorted(range(a.ndim), key=lambda d: -strides[d])
+    views = [x.transpose(order) for x in arrays]
+    if not views[0].flags.c_contiguous:  # gaps or negative strides
+        return None
+    return [v.reshape(-1) for v in views]
+
+
+def relu_array(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """max(x, 0) on an array (into ``out`` if given, which may be x itself), in x's memory
+    layout: the fast path's one-pass kernel when it applies (the same bits as
+    ``np.maximum(x, 0)``), else NumPy."""
+    if x.size >= _FAST_MIN:
+        fk = _fast.kernels("activation")
+        if fk is not None:
+            target = np.empty_like(x) if out is None else out
+            flat = _dense(x, target)
+            if flat is not None:
+                fk.relu(flat[0], flat[1])
+                return target
+    return np.maximum(x, 0, out=out)
+
+
+def relu_grad_array(g: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """g · (y > 0) on arrays (ReLU's backward from its saved output y): the fast path's
+    one-pass kernel when it applies (the same bits), else NumPy's two passes."""
+    if g.size >= _FAST_MIN and g.shape == y.shape:
+        fk = _fast.kernels("activation")
+        if fk is not None:
+            out = np.empty_like(g)
+            flat = _dense(g, y, out)
+            if flat is not None:
+                fk.relu_grad(flat[0], flat[1], flat[2])
+                return out
+    return g * (y > 0)
 
 
 class Relu(Function):
-    """y = max(x, 0);  ∂y/∂x = 1 where x > 0, else 0.  Saves the output (its sign is the mask)."""
+    """y = max(x, 0);  ∂y/∂x = 1 where x > 0, else 0.  Saves the output (its sign is the mask).
+    One pass each way with the fast path (``relu_array``, ``relu_grad_array``)."""
 
     label = "ReLU"
 
     @staticmethod
     def forward(ctx, x):
-        y = np.maximum(x, 0)
+        y = relu_array(x)
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
     def backward(ctx, grad_out):
         (y,) = ctx.saved_tensors
-        if first_order():  # Mul's kernel on arrays (see ops._util.first_order)
-            return kernel(Mul, grad_out.data, y.data > 0)
+        if first_order():  # on arrays (see ops._util.first_order)
+            return const(relu_grad_array(grad_out.data, y.data))
         return grad_out * const(y.data > 0)
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from backprop.autograd.function import _INPUT, _OUTPUT, Context, Function, _sequence
 from backprop.autograd.grad_mode import _debug, _state, no_grad
 from backprop.errors import ShapeError
-from backprop.ops._util import _SCRATCH, const
+from backprop.ops._util import _SCRATCH, const, first_order
 from backprop.tensor import Tensor, _raw_index, _wrap
 
 # --- in-place kernels (the untracked path) ---------------------------------------------------
@@ -487,7 +487,7 @@ class ReluInplace(Function):
 
     @staticmethod
     def forward(ctx, x):
-        np.maximum(x, 0, out=x)
+        relu_array(x, out=x)
         ctx.mark_dirty(x)
         ctx.save_for_backward(x)
         return x
@@ -495,6 +495,8 @@ class ReluInplace(Function):
     @staticmethod
     def backward(ctx, grad_out):
         (y,) = ctx.saved_tensors
+        if first_order():
+            return const(relu_grad_array(grad_out.data, y.data))
         return grad_out * const(y.data > 0)  # Relu's rule
 
 
@@ -563,7 +565,13 @@ def _index_put(old, value, index=None):
     return index_put(old, index, value)
 
 
-from backprop.ops.activation import Elu, LeakyRelu, relu  # noqa: E402
+from backprop.ops.activation import (  # noqa: E402
+    Elu,
+    LeakyRelu,
+    relu,
+    relu_array,
+    relu_grad_array,
+)
 from backprop.ops.elementwise import (  # noqa: E402
     Sigmoid,
     add,
