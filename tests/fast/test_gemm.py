@@ -104,3 +104,25 @@ def test_one_row_operands_with_any_row_stride(gemm, rng):
     c1 = np.full((1, 4), np.nan)
     gemm.mm(addr, a[:1], b, c1)
     np.testing.assert_allclose(c1, a[:1] @ b, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transposed_and_strided_output_products(gemm, rng, dtype):
+    """``mm_nt`` (c = a @ btᵀ, the convolution blocks' weight gradient) and ``mm_into`` (c a
+    block of a wider matrix's columns, the blocks' output) through NumPy's BLAS and through the
+    np.dot fall-back (address 0), writing only their block."""
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    a = rng.standard_normal((25, 40)).astype(dtype)
+    big_g = rng.standard_normal((6, 100)).astype(dtype)
+    bt = big_g[:, 30:70]  # rows of stride 100: a block of columns
+    w = rng.standard_normal((6, 25)).astype(dtype)
+    for addr in {gemm.address(dtype), 0}:
+        c = np.full((25, 6), np.nan, dtype)
+        gemm.mm_nt(addr, a, bt, c)
+        want = a.astype(np.float64) @ bt.T.astype(np.float64)
+        np.testing.assert_allclose(c, want, rtol=tol, atol=tol * np.abs(want).max())
+        big_y = np.zeros((6, 100), dtype)
+        gemm.mm_into(addr, w, a, big_y[:, 30:70])
+        want = w.astype(np.float64) @ a.astype(np.float64)
+        np.testing.assert_allclose(big_y[:, 30:70], want, rtol=tol, atol=tol * np.abs(want).max())
+        assert not big_y[:, :30].any() and not big_y[:, 70:].any()

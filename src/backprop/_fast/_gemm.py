@@ -60,16 +60,11 @@ def address(dtype) -> int:
     return addr
 
 
-_ROW_MAJOR, _NO_TRANS = 101, 111  # CBLAS's enum values
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # CBLAS's enum values
 
 
-@intrinsic
-def _cblas_gemm(typingctx, addr, a, b, c):
-    """c = a @ b (alpha 1, beta 0) by calling the CBLAS gemm at ``addr``: a (m, k), b (k, n),
-    c (m, n), each with unit stride along its rows (its leading dimension is its row stride)."""
-    if not all(isinstance(t, types.Array) and t.ndim == 2 for t in (a, b, c)):
-        return None
-    sig = types.void(addr, a, b, c)
+def _gemm_codegen(trans_b: bool):
+    """The call of the CBLAS gemm at ``addr``: c = a @ b, or a @ bᵀ with ``trans_b``."""
 
     def codegen(context, builder, signature, args):
         addr_v, a_v, b_v, c_v = args
@@ -96,16 +91,39 @@ def _cblas_gemm(typingctx, addr, a, b, c):
             return shape, ld
 
         (m, k), lda = dims(arrays[0])
-        (_, n), ldb = dims(arrays[1])
+        b_shape, ldb = dims(arrays[1])
+        n = b_shape[0] if trans_b else b_shape[1]
         _, ldc = dims(arrays[2])
         fn = builder.inttoptr(addr_v, fnty.as_pointer())
         builder.call(fn, [ir.Constant(i32, _ROW_MAJOR), ir.Constant(i32, _NO_TRANS),
-                          ir.Constant(i32, _NO_TRANS), m, n, k, ir.Constant(ft, 1.0),
-                          arrays[0].data, lda, arrays[1].data, ldb, ir.Constant(ft, 0.0),
-                          arrays[2].data, ldc])
+                          ir.Constant(i32, _TRANS if trans_b else _NO_TRANS), m, n, k,
+                          ir.Constant(ft, 1.0), arrays[0].data, lda, arrays[1].data, ldb,
+                          ir.Constant(ft, 0.0), arrays[2].data, ldc])
         return context.get_dummy_value()
 
-    return sig, codegen
+    return codegen
+
+
+def _matrices(*ts) -> bool:
+    return all(isinstance(t, types.Array) and t.ndim == 2 for t in ts)
+
+
+@intrinsic
+def _cblas_gemm(typingctx, addr, a, b, c):
+    """c = a @ b (alpha 1, beta 0) by calling the CBLAS gemm at ``addr``: a (m, k), b (k, n),
+    c (m, n), each with unit stride along its rows (its leading dimension is its row stride)."""
+    if not _matrices(a, b, c):
+        return None
+    return types.void(addr, a, b, c), _gemm_codegen(False)
+
+
+@intrinsic
+def _cblas_gemm_nt(typingctx, addr, a, bt, c):
+    """c = a @ btᵀ (alpha 1, beta 0) through the CBLAS gemm at ``addr``: a (m, k), bt (n, k),
+    c (m, n), rows with unit stride (so a block of a wider matrix's columns is fine)."""
+    if not _matrices(a, bt, c):
+        return None
+    return types.void(addr, a, bt, c), _gemm_codegen(True)
 
 
 @njit(cache=True, nogil=True)
@@ -116,3 +134,23 @@ def mm(addr, a, b, c):
         _cblas_gemm(addr, a, b, c)
     else:
         np.dot(a, b, c)
+
+
+@njit(cache=True, nogil=True)
+def mm_nt(addr, a, bt, c):
+    """c = a @ btᵀ: NumPy's BLAS at ``addr``, or ``np.dot`` on contiguous copies when it is 0.
+    a (m, k), bt (n, k), c (m, n): rows contiguous, one float dtype."""
+    if addr != 0:
+        _cblas_gemm_nt(addr, a, bt, c)
+    else:
+        c[:, :] = np.dot(np.ascontiguousarray(a), np.ascontiguousarray(bt).T)
+
+
+@njit(cache=True, nogil=True)
+def mm_into(addr, a, b, c):
+    """c = a @ b like ``mm``, for a ``c`` with any row stride (a block of a wider matrix's
+    columns): the ``np.dot`` fall-back then goes through a temporary."""
+    if addr != 0:
+        _cblas_gemm(addr, a, b, c)
+    else:
+        c[:, :] = np.dot(np.ascontiguousarray(a), np.ascontiguousarray(b))

@@ -34,9 +34,12 @@ import numpy as np
 from numba import uint64
 
 from backprop import _blas, _pair
+from backprop._fast import _gemm
+from backprop._fast._gemm import mm_into, mm_nt
 from backprop._fast._jit import jit, launch, parallel_jit, prange, threads_for
 
-__all__ = ["col2im", "im2col", "max_pool", "pool_scatter"]
+__all__ = ["col2im", "conv_by_blocks", "im2col", "max_pool", "pool_scatter",
+           "weight_grad_by_blocks"]
 
 
 # --- the kernels (compiled per dtype: float32 and float64) ---
@@ -323,6 +326,97 @@ def im2col(x: np.ndarray, n_stride: int, c_stride: int, cols: np.ndarray, stride
     args = (x, n_stride, c_stride, cols, stride[0], stride[1], dilation[0], dilation[1], top,
             left)
     return _run(_im2col_planes, _im2col, args, cols.shape[0] * cols.shape[3], cols.size)
+
+
+@jit
+def _block_cols(x, n_stride, c_stride, buf, n0, n1, kernel_shape, out_hw, sh, sw, dh, dw, top,
+                left):
+    """Samples n0..n1-1's columns in ``buf``, as (C·KH·KW, (n1-n0)·OH·OW)."""
+    c, kh, kw = kernel_shape
+    oh, ow = out_hw
+    nb = n1 - n0
+    cols = buf[: c * kh * kw * nb * oh * ow].reshape((c, kh, kw, nb, oh, ow))
+    # the block's planes start at sample n0's (plane n·n_stride + c·c_stride in both layouts)
+    _im2col_planes(x[n0 * n_stride:], n_stride, c_stride, cols, sh, sw, dh, dw, top, left, 0,
+                   c * nb)
+    return cols.reshape((c * kh * kw, nb * oh * ow))
+
+
+@jit
+def _conv_blocks(x, n_stride, c_stride, w2, y, buf, addr, n, per_block, kernel_shape, out_hw,
+                 sh, sw, dh, dw, top, left, k0, k1):
+    area = out_hw[0] * out_hw[1]
+    for k in range(k0, k1):
+        n0 = k * per_block
+        n1 = min(n, n0 + per_block)
+        cols = _block_cols(x, n_stride, c_stride, buf, n0, n1, kernel_shape, out_hw, sh, sw, dh,
+                           dw, top, left)
+        mm_into(addr, w2, cols, y[:, n0 * area : n1 * area])
+
+
+@jit
+def _weight_grad_blocks(x, n_stride, c_stride, g2, parts, buf, addr, n, per_block, kernel_shape,
+                        out_hw, sh, sw, dh, dw, top, left, k0, k1):
+    area = out_hw[0] * out_hw[1]
+    for k in range(k0, k1):
+        n0 = k * per_block
+        n1 = min(n, n0 + per_block)
+        cols = _block_cols(x, n_stride, c_stride, buf, n0, n1, kernel_shape, out_hw, sh, sw, dh,
+                           dw, top, left)
+        mm_nt(addr, cols, g2[:, n0 * area : n1 * area], parts[k])  # (C·KH·KW, O)
+
+
+def _by_blocks(kernel, x, n_stride, c_stride, other, out, n, per_block, kernel_shape, out_hw,
+               stride, dilation, top, left):
+    """Run a block kernel over all ``ceil(n / per_block)`` sample blocks: the first half on the
+    calling thread and the second on ``_pair``'s helper when allowed (each block writes its own
+    output, so the same bits either way), each thread with a columns buffer of its own."""
+    blocks = -(-n // per_block)
+    size = int(np.prod(kernel_shape)) * per_block * out_hw[0] * out_hw[1]
+    addr = _gemm.address(x.dtype)
+    _blas.gemm_threads(1)
+
+    def run(k0, k1):
+        buf = np.empty(size, dtype=x.dtype)
+        kernel(x, n_stride, c_stride, other, out, buf, addr, n, per_block, kernel_shape, out_hw,
+               stride[0], stride[1], dilation[0], dilation[1], top, left, k0, k1)
+
+    # two threads only where backprop sets the BLAS's count (else each block's product could
+    # start the BLAS's own threads beside the pair)
+    if blocks >= 2 and _blas.pairs_allowed() and _blas.blas_threads_for(1) == 1:
+        h = (blocks + 1) // 2
+        _pair.run_pair(lambda: run(0, h), lambda: run(h, blocks))
+    else:
+        run(0, blocks)
+
+
+def conv_by_blocks(x, n_stride, c_stride, w2, y, n, per_block, kernel_shape, out_hw, stride,
+                   dilation, top, left):
+    """y = w2 @ columns, a few samples at a time (see ``ops.conv.BLOCK_K``).
+
+    Args:
+        x: (P, H, W) planes, C-contiguous; plane of (n, c) at n·n_stride + c·c_stride.
+        w2: (O, C·KH·KW), C-contiguous.
+        y: (O, N·OH·OW), C-contiguous, overwritten: each block's columns its own product's (the
+            same bits as one product over all columns).
+        kernel_shape: (C, KH, KW); out_hw: (OH, OW); top/left: the padding.
+    """
+    _by_blocks(_conv_blocks, x, n_stride, c_stride, w2, y, n, per_block, kernel_shape, out_hw,
+               stride, dilation, top, left)
+    return y
+
+
+def weight_grad_by_blocks(x, n_stride, c_stride, g2, parts, n, per_block, kernel_shape, out_hw,
+                          stride, dilation, top, left):
+    """parts[k] = columns of block k @ g2's columns of block kᵀ, for every sample block k.
+
+    Args:
+        g2: (O, N·OH·OW) with unit stride along rows.
+        parts: (blocks, C·KH·KW, O), C-contiguous, overwritten (the caller sums them in order).
+    """
+    _by_blocks(_weight_grad_blocks, x, n_stride, c_stride, g2, parts, n, per_block,
+               kernel_shape, out_hw, stride, dilation, top, left)
+    return parts
 
 
 def col2im(cols: np.ndarray, out: np.ndarray, n_stride: int, c_stride: int, stride: tuple,
