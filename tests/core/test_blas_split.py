@@ -11,7 +11,10 @@ from backprop import _blas, _pair
 
 
 @pytest.fixture
-def split():
+def split(monkeypatch):
+    """The cut on its Python path (each block an ``np.matmul``, which ``_Recorder`` watches);
+    the fast path's GIL-free blocks have tests of their own below (``gil_free``)."""
+    monkeypatch.setattr(_pair, "run_products", lambda *args: False)
     _blas.set_blas_threads("auto")
     if not _blas._split:
         pytest.skip("no cut here: one core, or threadpoolctl cannot see NumPy's BLAS")
@@ -178,3 +181,89 @@ def test_a_forked_child_starts_its_own_helper(split, rng):
     split.gemm_threads(1)
     np.testing.assert_array_equal(got, np.matmul(a, b))
     assert alive
+
+
+# --- the fast path's blocks without the GIL (_fast/_pair_gemm.py) ---
+
+
+@pytest.fixture
+def gil_free(split, monkeypatch, needs_fast):
+    """The cut through ``_pair.run_products``, with the helper made to take its block."""
+    monkeypatch.undo()  # the real run_products
+    _blas.set_blas_threads("auto")
+    _pair.run_pair(lambda: None, lambda: None)  # the helper and its job array
+    if _pair._server is None:
+        pytest.skip("no GIL-free blocks here (NumPy's CBLAS gemm not found)")
+    mod, job = _pair._server
+    job[mod.WAIT_FOR_HELPER] = 1
+    yield mod, job
+    job[mod.WAIT_FOR_HELPER] = 0
+
+
+@pytest.fixture
+def needs_fast():
+    from backprop import _fast
+
+    if not _fast.is_enabled():
+        pytest.skip("the fast path is off or numba is not installed")
+
+
+@pytest.mark.parametrize("m,k,n", SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["nn", "tn", "nt"])
+def test_gil_free_blocks_equal_one_blas_call(gil_free, rng, m, k, n, dtype, layout):
+    """The helper's block through the CBLAS gemm called from compiled code: the same gemm on
+    the same operands as np.matmul, so the same bits, and the helper really ran it."""
+    mod, job = gil_free
+    a = rng.standard_normal((k, m) if layout[0] == "t" else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if layout[1] == "t" else (k, n)).astype(dtype)
+    a = a.T if layout[0] == "t" else a
+    b = b.T if layout[1] == "t" else b
+    runs = int(job[mod.HELPER_RUNS])
+    got = _blas.matmul(a, b)
+    assert job[mod.HELPER_RUNS] == runs + 1
+    _blas.gemm_threads(1)
+    np.testing.assert_array_equal(got, np.matmul(a, b))
+
+
+def test_a_block_no_helper_takes_is_taken_back(gil_free, rng):
+    mod, _ = gil_free
+    from backprop._fast import _gemm
+
+    job = mod.new_job()  # no helper serves this one
+    a = rng.standard_normal((64, 100)).astype(np.float32)
+    b = rng.standard_normal((100, 80)).astype(np.float32)
+    out = np.full((64, 80), np.nan, np.float32)
+    addr = _gemm.address(np.float32)
+    assert mod.post(job, addr, a, b[:, 48:], out[:, 48:])
+    mod.finish(job, addr, a, b[:, :48], out[:, :48])
+    assert job[mod.HELPER_RUNS] == 0 and job[mod.STATE] == mod.IDLE
+    _blas.gemm_threads(1)
+    np.testing.assert_array_equal(out, np.matmul(a, b))
+
+
+def test_a_python_job_reaches_a_spinning_helper(gil_free, rng):
+    """Right after a product the helper spins in compiled code; a Python job posted then must
+    bring it out (the PY flag), not wait for the spin to end."""
+    _blas.matmul(rng.standard_normal((128, 784)), rng.standard_normal((784, 512)))
+    names = []
+    taken = threading.Event()
+
+    def second():
+        names.append(threading.current_thread().name)
+        taken.set()
+
+    _pair.run_pair(lambda: taken.wait(10), second)
+    assert names == [_pair.HELPER_NAME]
+
+
+def test_operands_the_gemm_cannot_take_go_through_numpy(gil_free, rng):
+    mod, job = gil_free
+    big = rng.standard_normal((256, 1568))
+    a = big[::2, ::2]  # no unit stride either way
+    b = rng.standard_normal((784, 512))
+    runs = int(job[mod.HELPER_RUNS])
+    got = _blas.matmul(a, b)
+    assert job[mod.HELPER_RUNS] == runs
+    _blas.gemm_threads(1)
+    np.testing.assert_array_equal(got, np.matmul(a, b))
