@@ -13,8 +13,9 @@ splits the sums of some products between threads, e.g. the MNIST MLP's 128x784 @
 Two cores without the BLAS's threads (``matmul``, under ``auto``): a product from ``SPLIT_MACS``
 up to ``LARGE_MACS`` is cut into two blocks of columns (of rows when it has too few columns);
 the calling thread computes the first while a helper thread computes the second
-(``backprop._pair``, which never spins and lets the caller take the block back when the helper
-has not started it), each a one-thread BLAS call. Cutting the columns halves the operand the
+(``backprop._pair``, which lets the caller take the block back when the helper has not started
+it; with the fast path the helper runs it from compiled code without the GIL), each a
+one-thread BLAS call. Cutting the columns halves the operand the
 BLAS packs: on the MNIST MLP's shapes each block took 49-52% of the whole product's time on one
 thread (a row cut leaves each thread packing all of B: 53-58%), and the step's five products
 0.74x their one-thread time. The cut depends on the shapes only, and each block is the same

@@ -21,8 +21,8 @@ threads they win on an idle machine (LeNet-5 batch 64, quiet 2-core machine: con
 against 1.22 ms on the NumPy path, the step 8.5-9.0 against 10.0 ms) and collapse when other
 processes hold the cores (35-55 ms a step); the workqueue layer wakes its threads too slowly to
 gain. Otherwise each kernel runs its serial form, from ``PAIR_MIN`` elements as two blocks of
-planes on the calling thread and ``backprop._pair``'s helper (which sleeps rather than spins,
-and whose block the caller takes back when it has not started). On one thread they beat the
+planes on the calling thread and ``backprop._pair``'s helper (whose block the caller takes
+back when it has not started). On one thread they beat the
 NumPy path as well (same machine, one thread, LeNet-5's shapes): a 2x2 max pool of conv1's
 output 111 against 524 µs (a kernel of its own, below), its index scatter 53 against 186 µs,
 conv1's im2col 252 against 313 µs, conv2's col2im 378 against 392 µs.

@@ -12,7 +12,7 @@ half and ``PAIR_MACS`` multiply-adds a layer, each kernel runs its whole time lo
 of the batch on the calling thread and over the other half on ``backprop._pair``'s helper
 (``_rows``): one hand-over per layer and direction, no synchronisation between steps, the same
 bits as one thread. (numba's OpenMP layer with two blocks took 4x as long as one serial loop on
-a busy machine, and helper threads that sleep do not spin.) The per-step products run on one
+a busy machine; the pair's helper spins at most briefly.) The per-step products run on one
 BLAS thread each (both BLAS libraries get the thread count ``backprop._blas`` gives the same
 product: one below ``LARGE_MACS`` multiply-adds). Measured on the benchmark LSTM (32 rows,
 hidden 128, 64 steps), the compiled training step took 0.75x the time of the serial kernels,
