@@ -38,3 +38,27 @@ def spy_calls(monkeypatch, module, names) -> dict:
 
         monkeypatch.setattr(module, name, counted)
     return calls
+
+
+def helper_forced(real_run_pair, helper_names: list):
+    """A stand-in for ``_pair.run_pair`` whose second job runs on the helper thread for
+    certain: the caller's job waits until the helper has taken its own (else the caller could
+    take it back and a test would pass without a second thread). Records the helper's name in
+    ``helper_names`` for each job it ran."""
+    import threading
+
+    def run_pair(first, second):
+        taken = threading.Event()
+
+        def helper_side():
+            helper_names.append(threading.current_thread().name)
+            taken.set()
+            return second()
+
+        def caller_side():
+            assert taken.wait(10), "the helper never took its half"
+            return first()
+
+        return real_run_pair(caller_side, helper_side)
+
+    return run_pair

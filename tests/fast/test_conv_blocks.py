@@ -4,15 +4,13 @@ whole-batch product's, the weight gradient within float rounding of it and the s
 thread or two (the helper forced to take its half), an odd last block, both input layouts,
 proof that the block kernels ran, and gradcheck on the block path."""
 
-import threading
-
 import numpy as np
 import pytest
 
 import backprop as bp
 from backprop import _blas, _fast, _pair
 from backprop.ops import conv as ops_conv
-from tests.fast.conftest import spy_calls
+from tests.fast.conftest import helper_forced, spy_calls
 
 F = bp.nn.functional
 NAMES = ("conv_by_blocks", "weight_grad_by_blocks")
@@ -82,23 +80,8 @@ def test_same_bits_on_one_thread_and_two(calls, monkeypatch):
     finally:
         _blas.set_blas_threads("auto")
     names = []
-    real = _pair.run_pair
-
-    def run_pair(first, second):
-        taken = threading.Event()
-
-        def helper_side():
-            names.append(threading.current_thread().name)
-            taken.set()
-            return second()
-
-        def caller_side():
-            assert taken.wait(10), "the helper never took its half"
-            return first()
-
-        return real(caller_side, helper_side)
-
-    monkeypatch.setattr(_fast.kernels("conv")._pair, "run_pair", run_pair)
+    monkeypatch.setattr(_fast.kernels("conv")._pair, "run_pair",
+                        helper_forced(_pair.run_pair, names))
     got = _step(x, w, b, padding=2)
     assert names.count(_pair.HELPER_NAME) >= 2  # forward and weight gradient each sent half
     for g, wnt in zip(got, want):

@@ -9,7 +9,7 @@ import backprop as bp
 from backprop import _fast
 from backprop.backends import fast
 from backprop.ops.recurrent import GRULayer, LSTMCellStep, LSTMLayer, RNNLayer
-from tests.fast.conftest import spy_calls
+from tests.fast.conftest import helper_forced, spy_calls
 
 # float32: the kernels' tanh is within 6 ulp of NumPy's, and BPTT carries the difference
 # through every step; float64: within 3 ulp. Absolute tolerances are relative to each
@@ -214,32 +214,13 @@ def test_lstm_cell_step_kernels_match_the_numpy_path(kernel_calls, dtype):
 
 def _halves_forced(monkeypatch, helper_names):
     """Make every layer kernel run as two halves of the batch, the second on the helper thread
-    for certain: the caller's half waits until the helper has taken its own (else the caller
-    could take the job back and the test would pass without a second thread)."""
-    import threading
-
+    for certain (``helper_forced``)."""
     from backprop import _pair
 
     fk = _fast.kernels("recurrent")
     monkeypatch.setattr(fk, "PAIR_ROWS", 1)
     monkeypatch.setattr(fk, "PAIR_MACS", 0)
-    real = _pair.run_pair
-
-    def run_pair(first, second):
-        taken = threading.Event()
-
-        def helper_side():
-            helper_names.append(threading.current_thread().name)
-            taken.set()
-            return second()
-
-        def caller_side():
-            assert taken.wait(10), "the helper never took its half"
-            return first()
-
-        return real(caller_side, helper_side)
-
-    monkeypatch.setattr(fk._pair, "run_pair", run_pair)
+    monkeypatch.setattr(fk._pair, "run_pair", helper_forced(_pair.run_pair, helper_names))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
