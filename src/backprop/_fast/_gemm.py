@@ -15,8 +15,9 @@ ctypes function object in a kernel would not be). ``mm`` calls it, or ``np.dot``
 address is 0.
 
 numba's disk cache keys each kernel on its own source file only: the kernels of
-``recurrent.py`` compile this module's functions into themselves, so after editing this file
-touch ``recurrent.py`` (or delete ``_fast/__pycache__``), or they keep the old code.
+``recurrent.py`` and ``conv.py`` compile this module's functions into themselves, so after
+editing this file touch those two (or delete ``_fast/__pycache__``), or they keep the old code.
+(``mm_nt`` and ``mm_into`` serve ``conv.py``'s sample blocks.)
 """
 
 from __future__ import annotations
