@@ -107,3 +107,50 @@ def test_gradcheck_on_the_block_path(calls, monkeypatch):
     assert bp.gradcheck(conv, (x, w, b))
     assert bp.gradgradcheck(lambda x, w: conv(x, w, None), (x, w))
     assert calls["conv_by_blocks"] >= 1 and calls["weight_grad_by_blocks"] >= 1
+
+
+# --- ConvTranspose (a convolution's input gradient, conv_transpose2d) by sample blocks ---
+
+
+@pytest.fixture
+def transpose_calls(needs_numba, monkeypatch):
+    monkeypatch.setattr(ops_conv, "BLOCK_BYTES", 4096)
+    return spy_calls(monkeypatch, _fast.kernels("conv"), ("transpose_by_blocks",))
+
+
+@pytest.mark.parametrize("conv", list(CONVS))
+@pytest.mark.parametrize("channels", [1, 6])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_input_gradient_by_blocks_has_the_whole_batch_bits(transpose_calls, monkeypatch, dtype,
+                                                           channels, conv):
+    """Each block's columns and pixels are its own: the input gradient (and conv_transpose2d)
+    equals the one-product, one-col2im path bit for bit, on one thread or with the helper
+    forced to take its half."""
+    x, w, b = _arrays(dtype, n=11, c=channels, o=5, k=3)
+    names = []
+    monkeypatch.setattr(_fast.kernels("conv")._pair, "run_pair",
+                        helper_forced(_pair.run_pair, names))
+    got = _step(x, w, b, **CONVS[conv])
+    assert transpose_calls == {"transpose_by_blocks": 1}
+    if _pair.available() and _blas.blas_threads_for(1) == 1:
+        assert _pair.HELPER_NAME in names
+    monkeypatch.setattr(ops_conv, "TRANSPOSE_BY_BLOCKS", False)
+    want = _step(x, w, b, **CONVS[conv])
+    assert transpose_calls == {"transpose_by_blocks": 1}
+    np.testing.assert_array_equal(got[1], want[1])
+    g = np.random.default_rng(3).standard_normal((11, 5, 6, 6)).astype(dtype)
+    monkeypatch.setattr(ops_conv, "TRANSPOSE_BY_BLOCKS", True)
+    t_got = F.conv_transpose2d(bp.tensor(g), bp.tensor(w)).numpy()
+    monkeypatch.setattr(ops_conv, "TRANSPOSE_BY_BLOCKS", False)
+    t_want = F.conv_transpose2d(bp.tensor(g), bp.tensor(w)).numpy()
+    np.testing.assert_array_equal(t_got, t_want)
+
+
+def test_gradcheck_on_the_transpose_block_path(transpose_calls, monkeypatch):
+    monkeypatch.setattr(ops_conv, "BLOCK_BYTES", 256)
+    x, w, _ = (bp.tensor(a, requires_grad=True) for a in _arrays(np.float64, n=4, c=2, o=3,
+                                                                  k=3, hw=5))
+    g = bp.tensor(np.random.default_rng(5).standard_normal((4, 3, 5, 5)), requires_grad=True)
+    assert bp.gradcheck(lambda g, w: F.conv_transpose2d(g, w, stride=2, padding=1), (g, w))
+    assert bp.gradgradcheck(lambda x, w: F.conv2d(x, w, padding=1), (x, w))
+    assert transpose_calls["transpose_by_blocks"] >= 1

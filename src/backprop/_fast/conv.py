@@ -39,7 +39,7 @@ from backprop._fast._gemm import mm_into, mm_nt
 from backprop._fast._jit import jit, launch, parallel_jit, prange, threads_for
 
 __all__ = ["col2im", "conv_by_blocks", "im2col", "max_pool", "pool_scatter",
-           "weight_grad_by_blocks"]
+           "transpose_by_blocks", "weight_grad_by_blocks"]
 
 
 # --- the kernels (compiled per dtype: float32 and float64) ---
@@ -366,6 +366,23 @@ def _weight_grad_blocks(x, n_stride, c_stride, g2, parts, buf, addr, n, per_bloc
         mm_nt(addr, cols, g2[:, n0 * area : n1 * area], parts[k])  # (C·KH·KW, O)
 
 
+@jit
+def _transpose_blocks(g2, n_stride, c_stride, w_t, out, buf, addr, n, per_block, kernel_shape,
+                      out_hw, sh, sw, dh, dw, top, left, k0, k1):
+    c, kh, kw = kernel_shape
+    oh, ow = out_hw
+    area = oh * ow
+    for k in range(k0, k1):
+        n0 = k * per_block
+        n1 = min(n, n0 + per_block)
+        nb = n1 - n0
+        cols = buf[: c * kh * kw * nb * area].reshape((c * kh * kw, nb * area))
+        mm_into(addr, w_t, g2[:, n0 * area : n1 * area], cols)
+        # the block's planes start at sample n0's, as in _block_cols
+        _col2im_planes(cols.reshape((c, kh, kw, nb, oh, ow)), out[n0 * n_stride:], n_stride,
+                       c_stride, sh, sw, dh, dw, top, left, 0, c * nb)
+
+
 def _by_blocks(kernel, x, n_stride, c_stride, other, out, n, per_block, kernel_shape, out_hw,
                stride, dilation, top, left):
     """Run a block kernel over all ``ceil(n / per_block)`` sample blocks: the first half on the
@@ -404,6 +421,22 @@ def conv_by_blocks(x, n_stride, c_stride, w2, y, n, per_block, kernel_shape, out
     _by_blocks(_conv_blocks, x, n_stride, c_stride, w2, y, n, per_block, kernel_shape, out_hw,
                stride, dilation, top, left)
     return y
+
+
+def transpose_by_blocks(g2, w_t, out, n_stride, c_stride, n, per_block, kernel_shape, out_hw,
+                        stride, dilation, top, left):
+    """ConvTranspose's product and col2im a few samples at a time: out = col2im(w_t @ g2).
+
+    Args:
+        g2: (O, N·OH·OW) with unit stride along rows.
+        w_t: (C·KH·KW, O), C-contiguous.
+        out: (P, H, W) planes, C-contiguous, overwritten; plane of (n, c) at
+            n·n_stride + c·c_stride. Each block's columns and pixels are its own, so the same
+            bits as one product and one col2im.
+    """
+    _by_blocks(_transpose_blocks, g2, n_stride, c_stride, w_t, out, n, per_block, kernel_shape,
+               out_hw, stride, dilation, top, left)
+    return out
 
 
 def weight_grad_by_blocks(x, n_stride, c_stride, g2, parts, n, per_block, kernel_shape, out_hw,
