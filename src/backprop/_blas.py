@@ -254,9 +254,10 @@ def matmul(a, b, out=None):
 
 def _two_blocks(a1, b1, out1, a2, b2, out2) -> None:
     """out1 = a1 @ b1 here and out2 = a2 @ b2 on the helper thread (backprop._pair)."""
-    # (Polling a flag without the GIL instead of sleeping between products, via numba, measured
-    # no faster once steps ran back to back: 0.715 against 0.736 of one thread's time for the
-    # MNIST MLP's products, and it burns a core that a busy machine's other work could use.)
+    # With the fast path the helper runs its block from compiled code (``_pair.run_products``):
+    # through Python it started 36-63 µs late, waiting for the GIL (an earlier helper that
+    # polled without the GIL but still ran its block through Python was no faster). Otherwise,
+    # or for operands the gemm cannot take as they are, each block is an np.matmul.
     if a1.dtype == out1.dtype and out2.dtype == out1.dtype:
         addr = _gemm_address(a1.dtype)
         if addr and _pair.run_products(a1, b1, out1, a2, b2, out2, addr):
