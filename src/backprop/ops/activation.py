@@ -14,7 +14,6 @@ from backprop.ops._util import const, first_order
 from backprop.ops.elementwise import _erf, erf, exp, sigmoid, tanh, where
 from backprop.tensor import Tensor
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _FAST_MIN = 4096
 """Elements from which ReLU takes the fast path's kernels (below, numba's dispatch costs about
 what the kernel saves)."""
@@ -22,22 +21,18 @@ what the kernel saves)."""
 
 def _dense(*arrays):
     """1-D views of the arrays' memory when each is one dense block laid out alike (C order, or
-    one permutation of the axes, as a convolution's channel-major output), of one float dtype;
-    else None. Elementwise kernels then run over memory in order, whatever the axis order."""
-    a = arrays[0]
-    strides = a.strides
-    for x in arrays:
-        if not isinstance(x, np.ndarray) or x.dtype != a.dtype or x.strides != strides:
-            return None
-    if a.dtype not in _FLOATS:
+    one permutation of the axes, as a convolution's channel-major output), of one float dtype
+    the kernels take (``_fast.suits``); else None. Elementwise kernels then run over memory in
+    order, whatever the axis order."""
+    strides = arrays[0].strides
+    if any(getattr(x, "strides", None) != strides for x in arrays):
         return None
-    if a.flags.c_contiguous:
-        return [x.reshape(-1) for x in arrays]
-    order = sorted(range(a.ndim), key=lambda d: -strides[d])
-    views = [x.transpose(order) for x in arrays]
-    if not views[0].flags.c_contiguous:  # gaps or negative strides
+    if not arrays[0].flags.c_contiguous:
+        order = sorted(range(arrays[0].ndim), key=lambda d: -strides[d])
+        arrays = [x.transpose(order) for x in arrays]
+    if not _fast.suits(*arrays):  # gaps, negative strides, or another dtype
         return None
-    return [v.reshape(-1) for v in views]
+    return [x.reshape(-1) for x in arrays]
 
 
 def relu_array(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
