@@ -130,6 +130,13 @@ def pairs_allowed() -> bool:
     return not _one_thread and _pair.available()
 
 
+def pairs_of_products_allowed(macs: int) -> bool:
+    """True when two threads (``_pair``) may each run BLAS products of ``macs`` multiply-adds:
+    pairs are allowed and such a product runs on one BLAS thread (with BLAS threads in each
+    half, under a fixed count or the BLAS left alone, the two would fight)."""
+    return pairs_allowed() and blas_threads_for(macs) == 1
+
+
 def gemm_threads(macs: int) -> None:
     """Set the BLAS thread count for a product of ``macs`` multiply-adds (call before it)."""
     global _current

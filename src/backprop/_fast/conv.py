@@ -398,9 +398,7 @@ def _by_blocks(kernel, x, n_stride, c_stride, other, out, n, per_block, kernel_s
         kernel(x, n_stride, c_stride, other, out, buf, addr, n, per_block, kernel_shape, out_hw,
                stride[0], stride[1], dilation[0], dilation[1], top, left, k0, k1)
 
-    # two threads only where backprop sets the BLAS's count (else each block's product could
-    # start the BLAS's own threads beside the pair)
-    if blocks >= 2 and _blas.pairs_allowed() and _blas.blas_threads_for(1) == 1:
+    if blocks >= 2 and _blas.pairs_of_products_allowed(1):  # each block's product is small
         h = (blocks + 1) // 2
         _pair.run_pair(lambda: run(0, h), lambda: run(h, blocks))
     else:

@@ -106,10 +106,8 @@ def _rows(steps: int, batch: int, weights: int, run) -> None:
     and each step's product runs on one BLAS thread; else all rows here. Each row's
     arithmetic, and each row of a product, is the same whichever half computes it: the same
     bits either way (tested)."""
-    # halves only where each step's product runs on one BLAS thread (the auto policy): with
-    # BLAS threads in each half (BACKPROP_BLAS_THREADS=N or default) they would fight
     if (batch >= 2 * PAIR_ROWS and steps * batch * weights >= PAIR_MACS
-            and _blas.pairs_allowed() and _blas.blas_threads_for(batch * weights) == 1):
+            and _blas.pairs_of_products_allowed(batch * weights)):
         h = (batch // 2 + 7) // 8 * 8
         _pair.run_pair(lambda: run(0, h), lambda: run(h, batch))
     else:
