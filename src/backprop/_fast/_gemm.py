@@ -61,7 +61,21 @@ def address(dtype) -> int:
     return addr
 
 
-_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # CBLAS's enum values
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112  # CBLAS's enum values
+
+
+def call_gemm(builder, ft, addr, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc) -> None:
+    """Emit the call of the row-major CBLAS gemm at ``addr`` (an i64), c = op(a) @ op(b) with
+    alpha 1 and beta 0: ``ft`` the float type, ``trans_a``/``trans_b`` i32 values (``NO_TRANS``,
+    ``TRANS``), sizes and leading dimensions i64, a/b/c pointers to ``ft``. The one place that
+    states the gemm's signature (NumPy's wheels: 64-bit integers)."""
+    i32, i64 = ir.IntType(32), ir.IntType(64)
+    ptr = ft.as_pointer()
+    fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, i64, i64, i64, ft, ptr, i64, ptr,
+                                           i64, ft, ptr, i64])
+    fn = builder.inttoptr(addr, fnty.as_pointer())
+    builder.call(fn, [ir.Constant(i32, ROW_MAJOR), trans_a, trans_b, m, n, k,
+                      ir.Constant(ft, 1.0), a, lda, b, ldb, ir.Constant(ft, 0.0), c, ldc])
 
 
 def _gemm_codegen(trans_b: bool):
@@ -70,10 +84,7 @@ def _gemm_codegen(trans_b: bool):
     def codegen(context, builder, signature, args):
         addr_v, a_v, b_v, c_v = args
         ft = context.get_value_type(signature.args[1].dtype)
-        i32, i64 = ir.IntType(32), ir.IntType(64)
-        ptr = ft.as_pointer()
-        fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, i64, i64, i64, ft, ptr, i64, ptr,
-                                               i64, ft, ptr, i64])
+        i32 = ir.IntType(32)
         arrays = [context.make_array(t)(context, builder, v)
                   for t, v in zip(signature.args[1:], (a_v, b_v, c_v))]
         size = context.get_constant(types.intp, np.dtype(str(signature.args[1].dtype)).itemsize)
@@ -95,11 +106,9 @@ def _gemm_codegen(trans_b: bool):
         b_shape, ldb = dims(arrays[1])
         n = b_shape[0] if trans_b else b_shape[1]
         _, ldc = dims(arrays[2])
-        fn = builder.inttoptr(addr_v, fnty.as_pointer())
-        builder.call(fn, [ir.Constant(i32, _ROW_MAJOR), ir.Constant(i32, _NO_TRANS),
-                          ir.Constant(i32, _TRANS if trans_b else _NO_TRANS), m, n, k,
-                          ir.Constant(ft, 1.0), arrays[0].data, lda, arrays[1].data, ldb,
-                          ir.Constant(ft, 0.0), arrays[2].data, ldc])
+        call_gemm(builder, ft, addr_v, ir.Constant(i32, NO_TRANS),
+                  ir.Constant(i32, TRANS if trans_b else NO_TRANS), m, n, k, arrays[0].data,
+                  lda, arrays[1].data, ldb, arrays[2].data, ldc)
         return context.get_dummy_value()
 
     return codegen

@@ -25,13 +25,14 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from backprop._fast._gemm import NO_TRANS, TRANS, call_gemm
+
 (STATE, PY, KIND, TA, TB, M, N, K, A, LDA, B, LDB, C, LDC, ADDR, HELPER_RUNS,
  WAIT_FOR_HELPER) = range(17)
 SIZE = 17
-# HELPER_RUNS counts the blocks the helper ran; WAIT_FOR_HELPER (tests) makes ``pair`` wait up
-# to about 10 s for the helper to take its block before the caller starts its own
+# HELPER_RUNS counts the blocks the helper ran; WAIT_FOR_HELPER (tests) makes ``finish`` wait
+# up to about 10 s for the helper to take its block before the caller starts its own
 IDLE, POSTED, TAKEN, DONE = 0, 1, 2, 3
-_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
 
 CYCLES = 600_000
@@ -100,15 +101,10 @@ def _raw_gemm_codegen(double: bool):
     def codegen(context, builder, signature, args):
         (addr, ta, tb, m, n, k, a, lda, b, ldb, c, ldc) = args
         ft = ir.DoubleType() if double else ir.FloatType()
-        i32, i64 = ir.IntType(32), ir.IntType(64)
-        ptr = ft.as_pointer()
-        fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, i64, i64, i64, ft, ptr, i64, ptr,
-                                               i64, ft, ptr, i64])
-        fn = builder.inttoptr(addr, fnty.as_pointer())
-        builder.call(fn, [ir.Constant(i32, _ROW_MAJOR), builder.trunc(ta, i32),
-                          builder.trunc(tb, i32), m, n, k, ir.Constant(ft, 1.0),
-                          builder.inttoptr(a, ptr), lda, builder.inttoptr(b, ptr), ldb,
-                          ir.Constant(ft, 0.0), builder.inttoptr(c, ptr), ldc])
+        i32, ptr = ir.IntType(32), ft.as_pointer()
+        call_gemm(builder, ft, addr, builder.trunc(ta, i32), builder.trunc(tb, i32), m, n, k,
+                  builder.inttoptr(a, ptr), lda, builder.inttoptr(b, ptr), ldb,
+                  builder.inttoptr(c, ptr), ldc)
         return context.get_dummy_value()
 
     return codegen
@@ -145,10 +141,10 @@ def _operand(x):
     r, c = x.shape
     if x.strides[1] == item or c == 1:
         ld = x.strides[0] // item if r > 1 else c
-        return _NO_TRANS, max(ld, c, 1)
+        return NO_TRANS, max(ld, c, 1)
     if x.strides[0] == item or r == 1:
         ld = x.strides[1] // item if c > 1 else r
-        return _TRANS, max(ld, r, 1)
+        return TRANS, max(ld, r, 1)
     return -1, 0
 
 
@@ -178,7 +174,7 @@ def _describe(job, addr, a, b, c):
 def post(job, addr, a, b, c):
     """Post c = a @ b for the helper; False (nothing posted) when an operand is not one the
     gemm takes as it is (c's rows, and a's and b's rows or columns, with unit stride)."""
-    if not (blasable(a, b, c)):
+    if not blasable(a, b, c):
         return False
     _describe(job, addr, a, b, c)
     _store_release(job, STATE, POSTED)
