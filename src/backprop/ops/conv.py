@@ -109,21 +109,31 @@ BLOCK_BYTES = 1 << 18
 TRANSPOSE_BY_BLOCKS = True
 
 
+def _samples_per_block(n: int, c: int, kernel, out_hw, itemsize: int) -> int:
+    """Samples per block for columns of C·KH·KW rows over OH·OW pixels a sample (about
+    BLOCK_BYTES), or 0 when the batch's columns are small enough to stay in cache whole (or a
+    single sample)."""
+    per = c * kernel[0] * kernel[1] * out_hw[0] * out_hw[1] * itemsize  # one sample's columns
+    if n < 2 or n * per < 4 * BLOCK_BYTES:
+        return 0
+    return max(1, BLOCK_BYTES // per)
+
+
 def _sample_blocks(x, other, kernel, groups, out_hw):
     """How a layer runs by sample blocks, or None when it keeps whole-batch columns: x the
     (N, C, H, W) input, ``other`` the array it meets in the product (weight or gradient)."""
     n, c = x.shape[:2]
     kh, kw = kernel
-    if groups != 1 or c * kh * kw > BLOCK_K or n < 2 or other.dtype != x.dtype:
+    if groups != 1 or c * kh * kw > BLOCK_K or other.dtype != x.dtype:
         return None
-    per = c * kh * kw * out_hw[0] * out_hw[1] * x.dtype.itemsize
-    if n * per < 4 * BLOCK_BYTES:  # columns small enough to stay in cache whole
+    per_block = _samples_per_block(n, c, kernel, out_hw, x.dtype.itemsize)
+    if not per_block:
         return None
     fk, planes = _fast_planes(x)
     if fk is None:
         return None
     (xp, strides), = planes
-    return fk, xp, strides, (n, c, kh, kw) + tuple(out_hw), max(1, BLOCK_BYTES // per)
+    return fk, xp, strides, (n, c, kh, kw) + tuple(out_hw), per_block
 
 
 def _conv_by_blocks(plan, weight, stride, padding, dilation):
@@ -244,14 +254,14 @@ class ConvTranspose(Function):
             # that the forward GEMM yields (no copy then), and one pass scatters the columns
             # into channel-major planes with the padding cropped
             g_grp = _to_groups(g, groups)
-            per = c * kh * kw * oh * ow * g.dtype.itemsize  # one sample's columns
-            if TRANSPOSE_BY_BLOCKS and groups == 1 and n >= 2 and n * per >= 4 * BLOCK_BYTES:
+            per_block = _samples_per_block(n, c, (kh, kw), (oh, ow), g.dtype.itemsize)
+            if TRANSPOSE_BY_BLOCKS and groups == 1 and per_block:
                 # a few samples at a time, the columns staying in cache (see BLOCK_K)
                 x = np.empty((c, n) + tuple(x_shape[2:]), dtype=g.dtype)
                 fk.transpose_by_blocks(g_grp[0], np.ascontiguousarray(w_g[0].T),
-                                       x.reshape(c * n, *x_shape[2:]), 1, n, n,
-                                       max(1, BLOCK_BYTES // per), (c, kh, kw), (oh, ow),
-                                       stride, dilation, padding[0], padding[2])
+                                       x.reshape(c * n, *x_shape[2:]), 1, n, n, per_block,
+                                       (c, kh, kw), (oh, ow), stride, dilation, padding[0],
+                                       padding[2])
                 return x.transpose(1, 0, 2, 3)
             cols = workspace((groups, (c // groups) * kh * kw, n * oh * ow), g.dtype)
             _blas.matmul(w_g.transpose(0, 2, 1), g_grp, out=cols)
