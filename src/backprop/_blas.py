@@ -42,7 +42,7 @@ import os
 
 import numpy as np
 
-from backprop import _pair
+from backprop import _fast, _pair
 
 LARGE_MACS = 1 << 26
 """Products with at least this many multiply-adds (m·n·k, about 67 million: 512x512x256) use
@@ -274,7 +274,5 @@ def _two_blocks(a1, b1, out1, a2, b2, out2) -> None:
 
 def _gemm_address(dtype) -> int:
     """The fast path's address of NumPy's CBLAS gemm for ``dtype`` (0 without the fast path)."""
-    from backprop import _fast
-
     gemm = _fast.kernels("_gemm")
     return 0 if gemm is None else gemm.address(dtype)
