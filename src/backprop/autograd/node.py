@@ -193,20 +193,12 @@ class Context:
     def register_hook(self, hook) -> _RemovableHandle:
         """Call ``hook(grad_inputs, grad_outputs)`` after this node's backward; a non-None
         return (a tuple, one entry per input) replaces the gradients passed on."""
-        if self._post_hooks is None:
-            self._post_hooks = []
-        self._hooked = True
-        self._post_hooks.append(hook)
-        return _RemovableHandle(self._post_hooks, hook)
+        return _add_hook(self, "_post_hooks", hook)
 
     def register_prehook(self, hook) -> _RemovableHandle:
         """Call ``hook(grad_outputs)`` before this node's backward runs; a non-None return (a
         tuple, one entry per output) replaces the gradients it receives."""
-        self._hooked = True
-        if self._pre_hooks is None:
-            self._pre_hooks = []
-        self._pre_hooks.append(hook)
-        return _RemovableHandle(self._pre_hooks, hook)
+        return _add_hook(self, "_pre_hooks", hook)
 
     def __repr__(self) -> str:
         return f"<{self.name()}>"
@@ -283,19 +275,11 @@ class AccumulateGrad:
 
     def register_hook(self, hook) -> _RemovableHandle:
         """Call ``hook(grad_inputs, grad_outputs)`` after the gradient was accumulated."""
-        if self._post_hooks is None:
-            self._post_hooks = []
-        self._hooked = True
-        self._post_hooks.append(hook)
-        return _RemovableHandle(self._post_hooks, hook)
+        return _add_hook(self, "_post_hooks", hook)
 
     def register_prehook(self, hook) -> _RemovableHandle:
         """Call ``hook(grad_outputs)`` before accumulating; a non-None return replaces it."""
-        if self._pre_hooks is None:
-            self._pre_hooks = []
-        self._hooked = True
-        self._pre_hooks.append(hook)
-        return _RemovableHandle(self._pre_hooks, hook)
+        return _add_hook(self, "_pre_hooks", hook)
 
     def __repr__(self) -> str:
         return "<AccumulateGrad>"
@@ -322,3 +306,16 @@ def _format_trace(trace) -> str:
             " Run under backprop.autograd.detect_anomaly() to see where the op was created."
         )
     return "\nThe op was created at:\n" + "".join(traceback.format_list(trace))
+
+
+def _add_hook(node, name: str, hook) -> _RemovableHandle:
+    """Append ``hook`` to the node's hook list ``name`` (created at the first hook) and flag
+    the node as hooked (the one flag the engine checks): Context's and AccumulateGrad's
+    ``register_hook``/``register_prehook``."""
+    hooks = getattr(node, name)
+    if hooks is None:
+        hooks = []
+        setattr(node, name, hooks)
+    node._hooked = True
+    hooks.append(hook)
+    return _RemovableHandle(hooks, hook)
