@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from backprop import _fast
 from backprop import random as _random
 from backprop.autograd.function import Function
 from backprop.autograd.grad_mode import _state
@@ -120,6 +121,9 @@ class NLLLoss(Function):
         """-∂y/∂x of the forward that filled ``ctx`` (x's shape): a constant of the targets and
         weights, so the gradient built from it stays differentiable."""
         cdim, eps = ctx.cdim, ctx.smoothing
+        if ctx.at is None:  # the fast forward (_fast_cross_entropy) left them to be built here
+            ctx.at = (np.arange(ctx.x_shape[0]), ctx.target)
+            ctx.w_t = np.ones(ctx.target.shape, dtype)
         with np.errstate(divide="ignore", invalid="ignore"):  # D = 0: nan, as PyTorch
             scale = 1 / ctx.total if ctx.reduction == "mean" else 1
             coef = np.zeros(ctx.x_shape, dtype)
@@ -151,15 +155,24 @@ class CrossEntropy(Function):
     @staticmethod
     def forward(ctx, x, target=None, weight=None, ignore_index=-100, reduction="mean",
                 label_smoothing=0.0):
+        ctx.save_for_backward(x)
+        if weight is None and not label_smoothing:
+            y = _fast_cross_entropy(ctx, x, target, ignore_index, reduction)
+            if y is not None:
+                return y
         cdim = 1 if x.ndim > 1 else 0
         logp = _log_softmax(x, cdim)
         y = NLLLoss.forward(ctx, logp, target, weight, ignore_index, reduction, label_smoothing)
         ctx.logp = logp
-        ctx.save_for_backward(x)
+        ctx.fast = None
         return y
 
     @staticmethod
     def backward(ctx, grad_out):
+        if not _state.grad_enabled:
+            p = fast_cross_entropy_grad(ctx, grad_out.data)
+            if p is not None:
+                return const(p)
         cdim = ctx.cdim
         coef = NLLLoss.coefficients(ctx, grad_out.dtype)
         if ctx.reduction == "none":
@@ -174,6 +187,57 @@ class CrossEntropy(Function):
             p -= coef
             p *= grad_out.data
         return const(p)
+
+
+def _fast_cross_entropy(ctx, x, target, ignore_index, reduction):
+    """CrossEntropy's forward by the fast path's kernels (``_fast/loss.py``, the same bits as
+    the NumPy path) for unweighted, unsmoothed (N, C) logits whose targets are all class
+    indices (none ignored); None when they do not apply. Fills ``ctx`` as NLLLoss.forward does,
+    except the gather index and target weights, which ``NLLLoss.coefficients`` builds if a
+    differentiable backward asks (``ctx.at`` None)."""
+    if x.ndim != 2 or target.ndim != 1 or target.shape[0] != x.shape[0] or x.shape[1] == 0 \
+            or target.dtype.kind != "i" or not _fast.suits(x):
+        return None
+    fk = _fast.kernels("loss")
+    if fk is None:
+        return None
+    dtype = x.dtype.type
+    logp = np.empty_like(x)
+    if fk.shift_by_row_max(x, target, int(ignore_index), logp):
+        return None  # an ignored (or invalid) target: the NumPy path masks (or raises)
+    e = np.exp(logp)
+    sums = np.empty(x.shape[0], x.dtype)
+    fk.row_sums(e, sums)
+    np.log(sums, out=sums)
+    picked = np.empty_like(sums)
+    total = dtype(fk.finish_log_softmax(logp, sums, target, picked))  # numba returns a float
+    n = x.shape[0]
+    ctx.x_shape, ctx.cdim, ctx.at, ctx.ignored, ctx.w_t = x.shape, 1, None, None, None
+    ctx.weight, ctx.reduction, ctx.smoothing, ctx.target = None, reduction, 0.0, target
+    ctx.logp = logp
+    if reduction == "none":
+        ctx.fast = (fk, target, dtype(1))
+        return -picked
+    if reduction == "sum":
+        ctx.fast = (fk, target, dtype(1))
+        return -total
+    ctx.total = dtype(n)
+    with np.errstate(invalid="ignore", divide="ignore"):  # no rows: nan, as NLLLoss gives
+        ctx.fast = (fk, target, 1 / ctx.total)
+        return -total / ctx.total
+
+
+def fast_cross_entropy_grad(ctx, g: np.ndarray) -> np.ndarray | None:
+    """CrossEntropy's first-order gradient (N, C) by the fast path's kernel, from the incoming
+    gradient g (() or (N,)) and what ``_fast_cross_entropy`` left in ``ctx`` (the same bits as
+    the NumPy rule); None when the forward took the NumPy path or g has another dtype."""
+    if ctx.fast is None or g.dtype != ctx.logp.dtype:
+        return None
+    fk, target, scale = ctx.fast
+    p = np.exp(ctx.logp)
+    fk.grad_from_probs(p, target, scale, np.broadcast_to(g, target.shape) if g.ndim
+                       else np.full(target.shape, g, g.dtype))
+    return p
 
 
 class MseLoss(Function):
