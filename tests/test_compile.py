@@ -407,3 +407,44 @@ def test_custom_function_with_a_none_gradient_and_clashing_keywords():
     batches = _batches(np.random.default_rng(3), (8, 4), y_shape=(8, 3))
     fn = _assert_identical(build, batches)
     assert fn._entries, "the step was not compiled"
+
+
+def _fused_linear_relu_steps(fn) -> int:
+    from backprop._compile_steps import _addmm_relu
+
+    return sum(1 for e in fn._entries.values() if e.tape is not None for step in e.tape.steps
+               for _, env in getattr(step, "_parts", ()) if env.get("fwd") is _addmm_relu)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_then_relu_fused_identical(rng, dtype):
+    # sizes the products are cut at, so the bias and ReLU run in the blocks' epilogues
+    def build():
+        model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+                              nn.Linear(128, 10))
+        if dtype == np.float64:
+            model.to(bp.float64)
+        opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        return model, opt, _step_fn(model, opt, F.cross_entropy), None
+
+    fn = _assert_identical(build, _batches(rng, (64, 784), n_classes=10, dtype=dtype, n=6))
+    assert _fused_linear_relu_steps(fn) == 2
+
+
+def test_a_linear_output_read_twice_is_not_fused(rng):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(784, 256), nn.Linear(256, 10)
+
+        def forward(self, x):
+            h = self.a(x)
+            return self.b(F.relu(h) + h)  # h is read by ReLU and by the sum
+
+    def build():
+        model = Net()
+        opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        return model, opt, _step_fn(model, opt, F.cross_entropy), None
+
+    fn = _assert_identical(build, _batches(rng, (64, 784), n_classes=10, n=4))
+    assert _fused_linear_relu_steps(fn) == 0

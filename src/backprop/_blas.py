@@ -20,7 +20,8 @@ BLAS packs: on the MNIST MLP's shapes each block took 49-52% of the whole produc
 thread (a row cut leaves each thread packing all of B: 53-58%), and the step's five products
 0.74x their one-thread time. The cut depends on the shapes only, and each block is the same
 one-thread BLAS call whichever thread runs it, so results repeat bit for bit (and, with
-OpenBLAS, equal the uncut product's). Where the BLAS's own default is at most two threads (what
+OpenBLAS, mostly equal the uncut product's: not always, e.g. float64 37x1000 @ 1000x300 differs
+in the last bit). Where the BLAS's own default is at most two threads (what
 the pair gives anyway), products from ``LARGE_MACS`` up are cut the same way instead of waking
 the BLAS's pool: its threads spin for a while after every call, and beside the pair's helper
 (the recurrent kernels' batch halves) that made the benchmark LSTM step 1.26x slower, where
@@ -31,6 +32,9 @@ Settings (environment, read at the first product; or ``set_blas_threads``):
     ``BACKPROP_BLAS_THREADS=N``: always N BLAS threads, no cut; with N = 1 the ``[fast]``
     kernels' pairs (``pairs_allowed``) stay on the calling thread too: everything on one.
     ``BACKPROP_BLAS_THREADS=default``: leave the BLAS alone (``OMP_NUM_THREADS`` and friends).
+
+A dense layer (``linear``, for Addmm) is cut the same way, each thread then adding the bias to
+its block (and ReLU, when the compiled step fuses the two) while the block is in its cache.
 
 threadpoolctl does the switching; where it cannot see NumPy's BLAS nothing changes (no cut
 either, since each block would run on every BLAS thread).
@@ -257,6 +261,44 @@ def matmul(a, b, out=None):
         h = (m // 2 + 15) // 16 * 16
         _two_blocks(a[:h], b, out2[:h], a[h:], b, out2[h:])
     return out
+
+
+def linear(x, w, b, relu: bool = False):
+    """A dense layer's output act(x @ wᵀ + b) (act: ReLU when ``relu``, else none) as
+    ``matmul``'s two column blocks, each thread adding the bias to its block (and ReLU) right
+    after computing it, while the block is in its core's cache (``_pair_gemm.bias_act``); None
+    when that does not apply (the caller then computes the product and adds b itself).
+    x (n, k), w (m, k), b (m,) -> (n, m).
+
+    The same products as ``matmul(x, w.T)`` and the same additions as ``y += b``, so the same
+    bits; it saves the pass that reads the whole output back on one thread (half of it from
+    the other core's cache) to add the bias, and ReLU's. Applies where ``matmul`` would cut the
+    product in column blocks, with the fast path's GIL-free helper (``_pair.run_products``)
+    and one float dtype."""
+    if _current is None:
+        _init()
+    if not _split or x.ndim != 2 or w.ndim != 2 or b.ndim != 1:
+        return None
+    n, k = x.shape
+    m = w.shape[0]
+    macs = n * k * m
+    if (macs < SPLIT_MACS or (macs >= LARGE_MACS and not _cut_large) or m < SPLIT_COLS
+            or w.shape[1] != k or b.shape[0] != m or not (x.dtype == w.dtype == b.dtype)
+            or x.dtype.char not in "fd"):
+        return None
+    addr = _gemm_address(x.dtype)
+    if not addr:
+        return None
+    gemm_threads(1)
+    h = (m // 2 + 15) // 16 * 16
+    y = np.empty((n, m), dtype=x.dtype)
+    wt = w.T
+    epi = _fast.kernels("_pair_gemm")
+    kind = epi.EPI_BIAS_RELU if relu else epi.EPI_BIAS
+    if not _pair.run_products(x, wt[:, :h], y[:, :h], x, wt[:, h:], y[:, h:], addr,
+                              (kind, b[:h], b[h:])):
+        return None
+    return y
 
 
 def _two_blocks(a1, b1, out1, a2, b2, out2) -> None:

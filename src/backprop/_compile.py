@@ -10,11 +10,13 @@ runs it a second time under the engine's public hook points,
   ``Function`` class, attributes and the identity of its input and output Tensors;
 - ``graph.observe_backward()``: every node the engine executes, in order, with its gradients,
 
-and turns that into a flat tape: forward kernels (each op's own ``forward`` on plain arrays),
-each executed node's own ``backward`` rule (first order, no graph), the engine's accumulation,
-broadcast reduction and ``.grad`` binding, and the optimizer's update (its ``_rule``, with the
-hyperparameters read from ``param_groups`` and the optimizer state on every call, so learning
-rate schedules, Adam's step count and new betas take effect). Later calls with the same
+and turns that into a flat tape: forward kernels (each op's own ``forward`` on plain arrays;
+an Addmm whose output only a ReLU reads runs fused with it, ``_blas.linear``'s blocks adding
+the bias and applying ReLU on the thread that computed each), each executed node's own
+``backward`` rule (first order, no graph), the engine's accumulation, broadcast reduction and
+``.grad`` binding, and the optimizer's update (its ``_rule``, with the hyperparameters read
+from ``param_groups`` and the optimizer state on every call, so learning rate schedules, Adam's
+step count and new betas take effect). Later calls with the same
 signature replay the tape: no graph object is created and nothing is re-derived, and the
 results are the very same arrays eager would compute (same kernels, same order: bit-identical).
 
@@ -49,6 +51,7 @@ from backprop._compile_steps import (
     _Unsupported,
     _update_step,
     fuse,
+    fuse_linear_relu,
 )
 from backprop._malloc import retain_freed_memory
 from backprop.autograd import graph as _graph
@@ -431,6 +434,8 @@ def _build(cap: _Capture, args, kwargs, out) -> _Tape:
     recs = cap.ops
     n_ctx = 0
     ev_done = 0
+    meta: list = []  # per step: what fuse_linear_relu needs of a forward step, else None
+    reads: dict = {}  # slot -> how many input, attribute and result specs read it
 
     def add_backward(upto: int) -> None:
         nonlocal ev_done
@@ -441,6 +446,7 @@ def _build(cap: _Capture, args, kwargs, out) -> _Tape:
                 end += 1
             steps.append(_backward_step(events[ev_done:end], node_of, cap, task,
                                         leaf_grad_ready))
+            meta.append(None)
             ev_done = end
 
     for r, rec in enumerate(recs):
@@ -470,21 +476,40 @@ def _build(cap: _Capture, args, kwargs, out) -> _Tape:
                 raise _Unsupported("an optimizer update without its optimizer")
             optimizers[id(opt)] = opt
             steps.append(_update_step(rec, specs, opt))
+            meta.append(None)
         else:
             dtypes = rec.dtypes[1]
             dynamic = _resolve_attrs(rec.attrs, slot_of_array)
             steps.append(_forward_step(rec.function, specs, dict(rec.attrs), dynamic,
                                        tuple(out_slots), dtypes, ctx_index, needs))
+            meta.append((rec.function, specs, tuple(out_slots), dtypes, ctx_index, needs,
+                         rec.attrs, dynamic))
+            _count_reads([spec for _, spec in dynamic], reads)
+        _count_reads(specs, reads)
     add_backward(len(events))
     leaf_end = []
     for leaf in cap.leaves.values():
         if leaf.grad is None:
             leaf_end.append(leaf)  # the step set it to None after its update
     result = _pack_result(out, slot_of_tensor, slot_of_array)
+    _count_reads((result,), reads)
     opt_guard = tuple((opt, _groups_sig(opt)) for opt in optimizers.values())
     leaf_guard = tuple((t, t._requires_grad) for t in dict.fromkeys(guards))
+    steps = fuse_linear_relu(steps, meta, reads)
     return _Tape(fuse(steps), n_slots, n_inputs, n_ctx, result, tuple(leaf_end), opt_guard,
                  leaf_guard)
+
+
+def _count_reads(specs, reads: dict) -> None:
+    """Add one to ``reads[slot]`` for every slot the specs read (nested ones included)."""
+    for spec in specs:
+        if not isinstance(spec, tuple) or len(spec) != 2:
+            continue
+        kind, v = spec
+        if kind == _SLOT:
+            reads[v] = reads.get(v, 0) + 1
+        elif isinstance(kind, type):  # a tuple or list of specs
+            _count_reads(v, reads)
 
 
 def _bool_index(rec) -> bool:

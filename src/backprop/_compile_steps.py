@@ -16,6 +16,8 @@ import numpy as np
 
 from backprop.autograd.function import AccumulateGrad
 from backprop.autograd.grad_mode import no_grad
+from backprop.ops.activation import Relu
+from backprop.ops.linalg import Addmm, linear_array
 from backprop.ops.shape import sum_to_array
 from backprop.tensor import Tensor, _wrap
 
@@ -106,6 +108,63 @@ def _forward_step(cls, specs, attrs, dynamic, out_slots, dtypes, ctx_index, need
     if ctx_index is not None:
         lines += ["ctx._label = label", f"C[{ctx_index}] = ctx"]
     return _generate([(lines, env)], "forward")
+
+
+def _addmm_relu(ctx, ctx2, x, w, b):
+    """Addmm's forward then ReLU's on its output, as one kernel (``linear_array`` with ReLU:
+    the bias and ReLU written by the thread that computed each block): what each saves in its
+    own ctx, the same bits."""
+    ctx.save_for_backward(x, w)
+    y = linear_array(x, w, b, relu=True)
+    ctx2.save_for_backward(y)
+    return y
+
+
+def _linear_relu_step(specs, ctx_index, needs, relu_ctx, relu_needs, out_slot, dtype):
+    """The forward step of an Addmm whose output only a ReLU reads, fused with that ReLU
+    (``fuse_linear_relu``): both contexts filled as their own steps would fill them, the
+    Addmm's output never stored."""
+    env = {"fwd": _addmm_relu, "na": needs, "nr": relu_needs, "dt0": dtype, "attrs": {},
+           "la": Addmm.label, "lr": Relu.label}
+    args = []
+    for j, (kind, v) in enumerate(specs):
+        if kind == _SLOT:
+            args.append(f"S[{v}]")
+        else:
+            env[f"in{j}"] = v
+            args.append(f"in{j}.data" if kind == _LIVE else f"in{j}.grad.data"
+                        if kind == _GRAD else f"in{j}")
+    lines = ["ctx = _ReplayCtx(na, attrs)", "ctx2 = _ReplayCtx(nr, attrs)",
+             f"out = fwd(ctx, ctx2, {', '.join(args)})",
+             "if out.dtype != dt0: out = _fix(ctx2, out, dt0)",
+             f"S[{out_slot}] = out"]
+    if ctx_index is not None:
+        lines += ["ctx._label = la", f"C[{ctx_index}] = ctx"]
+    if relu_ctx is not None:
+        lines += ["ctx2._label = lr", f"C[{relu_ctx}] = ctx2"]
+    return _generate([(lines, env)], "forward")
+
+
+def fuse_linear_relu(steps: list, meta: list, reads: dict) -> list:
+    """Each Addmm forward step followed by a ReLU step on its output, where nothing else reads
+    that output (``reads``: slot -> how many specs of the tape read it), replaced by one fused
+    step (``_linear_relu_step``). ``meta[i]`` describes forward step i: (op class, input specs,
+    output slots, output dtypes, ctx index, needs, attrs, dynamic attrs), None otherwise."""
+    out: list = []
+    i = 0
+    while i < len(steps):
+        a = meta[i]
+        r = meta[i + 1] if i + 1 < len(steps) else None
+        if (a is not None and r is not None and a[0] is Addmm and r[0] is Relu
+                and not a[6] and not a[7] and not r[6] and not r[7] and len(a[1]) == 3
+                and r[1] == ((_SLOT, a[2][0]),) and reads.get(a[2][0]) == 1
+                and a[3][0] == r[3][0] and a[3][0].kind == "f"):
+            out.append(_linear_relu_step(a[1], a[4], a[5], r[4], r[5], r[2][0], r[3][0]))
+            i += 2
+            continue
+        out.append(steps[i])
+        i += 1
+    return out
 
 
 _COMMON = {"ndarray": np.ndarray, "_ReplayCtx": _ReplayCtx, "_attr_value": _attr_value}

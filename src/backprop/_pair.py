@@ -111,12 +111,16 @@ def _start_helper() -> None:
         _helper.start()
 
 
-def run_products(a1, b1, out1, a2, b2, out2, addr: int) -> bool:
+def run_products(a1, b1, out1, a2, b2, out2, addr: int, epilogue=None) -> bool:
     """out1 = a1 @ b1 here and out2 = a2 @ b2 on the helper without the GIL (the fast path's
     ``_pair_gemm``), through the CBLAS gemm at ``addr``; the helper's block comes back here
     when it has not started it. Returns False, having done nothing, when that path is not
     there, another pair is running, or an operand is not one the gemm takes as it is (the
-    caller then uses ``run_pair``). One float dtype; 2-D operands."""
+    caller then uses ``run_pair``). One float dtype; 2-D operands.
+
+    ``epilogue`` (epi, bias1, bias2): each block then goes through the epilogue ``epi``
+    (``_pair_gemm.EPI_BIAS`` or ``EPI_BIAS_RELU``) with its bias, in place, on the thread
+    that computed it (``_pair_gemm.bias_act``)."""
     if not _pair_lock.acquire(blocking=False):
         return False
     try:
@@ -124,10 +128,18 @@ def run_products(a1, b1, out1, a2, b2, out2, addr: int) -> bool:
         if _server is None:
             return False
         mod, job = _server
-        if not mod.blasable(a1, b1, out1) or not mod.post(job, addr, a2, b2, out2):
+        if epilogue is None:
+            if not mod.blasable(a1, b1, out1) or not mod.post(job, addr, a2, b2, out2):
+                return False
+            _wake.set()  # after the post: a helper gone to sleep meanwhile wakes to find it
+            mod.finish(job, addr, a1, b1, out1)
+            return True
+        epi, bias1, bias2 = epilogue
+        if not (mod.blasable(a1, b1, out1) and mod.bias_fits(out1, bias1)) \
+                or not mod.post_with_epilogue(job, addr, a2, b2, out2, epi, bias2):
             return False
-        _wake.set()  # after the post: a helper that went to sleep meanwhile wakes to find it
-        mod.finish(job, addr, a1, b1, out1)
+        _wake.set()
+        mod.finish_with_epilogue(job, addr, a1, b1, out1, epi, bias1)
         return True
     finally:
         _pair_lock.release()

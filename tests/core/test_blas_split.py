@@ -267,3 +267,78 @@ def test_operands_the_gemm_cannot_take_go_through_numpy(gil_free, rng):
     assert job[mod.HELPER_RUNS] == runs
     _blas.gemm_threads(1)
     np.testing.assert_array_equal(got, np.matmul(a, b))
+
+
+# --- a dense layer's bias (and ReLU) added by the thread that computed each block ---
+
+
+def _linear_reference(x, w, b, relu):
+    y = _blas.matmul(x, w.T)  # the cut product (one BLAS call's bits for most shapes, not all)
+    y += b
+    return np.maximum(y, 0) if relu else y
+
+
+LINEAR_SHAPES = [(128, 784, 512), (128, 512, 256), (37, 1000, 300), (500, 200, 130),
+                 (128, 784, 65)]
+
+
+@pytest.mark.parametrize("n,k,m", LINEAR_SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+def test_linear_blocks_with_their_epilogue_equal_product_plus_bias(gil_free, rng, n, k, m,
+                                                                   dtype, relu):
+    """Both blocks' epilogues ran (the helper's on the helper: it was made to take its block),
+    and the result is ``matmul``'s product, the bias added, ReLU: bit for bit, NaN and -0.0
+    included."""
+    mod, job = gil_free
+    x = rng.standard_normal((n, k)).astype(dtype)
+    w = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal(m).astype(dtype)
+    x[0, 0] = np.nan  # a NaN row: ReLU keeps NaN
+    b[3] = -np.inf
+    runs = int(job[mod.HELPER_RUNS])
+    got = _blas.linear(x, w, b, relu)
+    assert got is not None and job[mod.HELPER_RUNS] == runs + 1
+    ref = _linear_reference(x, w, b, relu)
+    assert got.tobytes() == ref.tobytes()
+
+
+def test_linear_relu_gives_positive_zero_as_np_maximum(gil_free):
+    # x @ wᵀ = 0 everywhere; a bias of -0.0 leaves -0.0 before ReLU, +0.0 after (np.maximum)
+    x = np.zeros((128, 256), np.float32)
+    w = np.ones((256, 256), np.float32)
+    b = np.full(256, -0.0, np.float32)
+    got = _blas.linear(x, w, b, True)
+    assert got.tobytes() == np.maximum(np.zeros((128, 256), np.float32), 0).tobytes()
+    assert not np.signbit(got).any()
+
+
+def test_linear_steps_aside_where_the_cut_does_not_apply(split, rng):
+    # small products, mixed dtypes, and no GIL-free pair (this fixture): the caller's path
+    x, w = rng.standard_normal((8, 16)), rng.standard_normal((32, 16))
+    assert _blas.linear(x, w, np.zeros(32)) is None
+    x = rng.standard_normal((128, 784)).astype(np.float32)
+    w = rng.standard_normal((512, 784)).astype(np.float32)
+    assert _blas.linear(x, w, np.zeros(512)) is None  # float64 bias
+    assert _blas.linear(x, w, np.zeros(512, np.float32)) is None  # no run_products here
+
+
+def test_a_block_with_an_epilogue_no_helper_takes_is_taken_back(gil_free, rng):
+    mod, _ = gil_free
+    from backprop._fast import _gemm
+
+    job = mod.new_job()  # no helper serves this one
+    x = rng.standard_normal((64, 100)).astype(np.float32)
+    wt = rng.standard_normal((100, 80)).astype(np.float32)
+    b = rng.standard_normal(80).astype(np.float32)
+    out = np.full((64, 80), np.nan, np.float32)
+    addr = _gemm.address(np.float32)
+    assert mod.post_with_epilogue(job, addr, x, wt[:, 48:], out[:, 48:], mod.EPI_BIAS_RELU,
+                                  b[48:])
+    mod.finish_with_epilogue(job, addr, x, wt[:, :48], out[:, :48], mod.EPI_BIAS_RELU, b[:48])
+    assert job[mod.HELPER_RUNS] == 0 and job[mod.STATE] == mod.IDLE
+    assert out.tobytes() == np.maximum(x @ wt + b, 0).tobytes()
+    # a plain block posted next on the same job carries no epilogue from before
+    assert mod.post(job, addr, x, wt[:, 48:], out[:, 48:])
+    mod.finish(job, addr, x, wt[:, :48], out[:, :48])
+    assert out.tobytes() == (x @ wt).tobytes()

@@ -10,6 +10,7 @@ from backprop import _blas
 from backprop.autograd.function import Function
 from backprop.errors import ShapeError, check_same_dtype
 from backprop.ops._util import const, first_order
+from backprop.ops.activation import relu_array
 from backprop.ops.reduction import Sum
 from backprop.tensor import Tensor, _raw
 
@@ -76,9 +77,7 @@ class Addmm(Function):
     @staticmethod
     def forward(ctx, x, w, b):
         ctx.save_for_backward(x, w)
-        y = product(x, w, False, True)
-        y += b
-        return y
+        return linear_array(x, w, b)
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -111,6 +110,20 @@ def addmm_grads(x, w, g, need_x: bool, need_w: bool, need_b: bool) -> tuple:
     return (product(g, w, False, False) if need_x else None,
             product(g, x, True, False) if need_w else None,
             g.sum(axis=(0,)) if need_b else None)
+
+
+def linear_array(x, w, b, relu: bool = False):
+    """Addmm's kernel on arrays: x @ wᵀ + b, then ReLU when ``relu`` (the compiled step's
+    Addmm followed by ReLU): ``_blas.linear``'s transposed blocks with the bias (and ReLU)
+    written by the thread that computed each, where it applies; else the product, the bias
+    added in place (and ReLU in place). The same bits either way."""
+    y = _blas.linear(x, w, b, relu)
+    if y is None:
+        y = product(x, w, False, True)
+        y += b
+        if relu:
+            relu_array(y, out=y)
+    return y
 
 
 def product(a, b, transpose_a: bool, transpose_b: bool):
