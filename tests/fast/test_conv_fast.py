@@ -21,13 +21,13 @@ def blocks(request, monkeypatch):
     forced here for every size), and the parallel drivers split into two blocks (what the OpenMP
     layer runs; forced here whatever the layer and size)."""
     if _fast.is_available():
-        from backprop._fast import conv
+        from backprop._fast import _jit, conv
 
         if request.param == "parallel":
             monkeypatch.setattr(conv, "threads_for", lambda n: 2)
         else:
             monkeypatch.setattr(conv, "threads_for", lambda n: 1)
-            monkeypatch.setattr(conv, "PAIR_MIN", 0 if request.param == "pair" else 1 << 62)
+            monkeypatch.setattr(_jit, "PAIR_MIN", 0 if request.param == "pair" else 1 << 62)
     return request.param
 
 
@@ -193,7 +193,7 @@ def test_one_thread_setting_keeps_the_kernels_on_the_calling_thread(needs_numba,
     import threading
 
     from backprop import _blas, _pair
-    from backprop._fast import conv
+    from backprop._fast import _jit
 
     if blocks != "pair" or not _pair.available():
         pytest.skip("one form is enough; needs two cores")
@@ -204,11 +204,11 @@ def test_one_thread_setting_keeps_the_kernels_on_the_calling_thread(needs_numba,
 
     try:
         _blas.set_blas_threads(1)
-        conv._serial(planes, (None,), 8, 1 << 20)
+        _jit.in_two_blocks(planes, (None,), 8, 1 << 20)
         assert names == [threading.current_thread().name]  # one call: all planes here
         names.clear()
         _blas.set_blas_threads("auto")
-        conv._serial(planes, (None,), 8, 1 << 20)
+        _jit.in_two_blocks(planes, (None,), 8, 1 << 20)
         assert sorted(names) == sorted([threading.current_thread().name, _pair.HELPER_NAME]) \
             or names == [threading.current_thread().name] * 2  # the caller took it back
     finally:

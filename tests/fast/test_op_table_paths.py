@@ -13,7 +13,8 @@ import backprop as bp
 from tests.ops.cases import CASES
 from tests.ops.test_ops import _as_tuple, _bp_inputs, _rng
 
-FAST_CASES = [c for c in CASES if re.search(r"lstm|gru|rnn|conv|pool|cross_entropy", c.name)]
+FAST_CASES = [c for c in CASES
+              if re.search(r"lstm|gru|rnn|conv|pool|cross_entropy|batch_norm", c.name)]
 
 
 @pytest.mark.parametrize("case", FAST_CASES, ids=[c.name for c in FAST_CASES])

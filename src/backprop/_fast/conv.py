@@ -20,7 +20,7 @@ the user chooses (``NUMBA_THREADING_LAYER=omp``; see ``_jit.parallel``). With Op
 threads they win on an idle machine (LeNet-5 batch 64, quiet 2-core machine: conv1 forward 1.10
 against 1.22 ms on the NumPy path, the step 8.5-9.0 against 10.0 ms) and collapse when other
 processes hold the cores (35-55 ms a step); the workqueue layer wakes its threads too slowly to
-gain. Otherwise each kernel runs its serial form, from ``PAIR_MIN`` elements as two blocks of
+gain. Otherwise each kernel runs its serial form, from ``_jit.PAIR_MIN`` elements as two blocks of
 planes on the calling thread and ``backprop._pair``'s helper (whose block the caller takes
 back when it has not started). On one thread they beat the
 NumPy path as well (same machine, one thread, LeNet-5's shapes): a 2x2 max pool of conv1's
@@ -36,7 +36,7 @@ from numba import uint64
 from backprop import _blas, _pair
 from backprop._fast import _gemm
 from backprop._fast._gemm import mm_into, mm_nt
-from backprop._fast._jit import jit, launch, parallel_jit, prange, threads_for
+from backprop._fast._jit import in_two_blocks, jit, launch, parallel_jit, prange, threads_for
 
 __all__ = ["col2im", "conv_by_blocks", "im2col", "max_pool", "pool_scatter",
            "transpose_by_blocks", "weight_grad_by_blocks"]
@@ -284,29 +284,12 @@ def _pool_scatter(g, g_n, g_c, index, i_n, i_c, out, o_n, o_c, n_n, c_n, k):
 # --- what ops/conv.py calls ---
 
 
-PAIR_MIN = 1 << 16
-"""Elements from which a serial kernel runs as two blocks of planes, the second on
-``backprop._pair``'s helper thread. Below, a block is a few microseconds of work; above, the
-caller loses at most the post when the helper is slow to wake, since it takes the block back.
-(LeNet-5 batch 64 compiled step: 0.91x its time with every kernel on one thread, 8 pairs of
-runs; 2^16 and 2^18 measured alike.)"""
-
-
-def _serial(serial, args: tuple, planes: int, size: int):
-    """The serial form over all planes: on the calling thread, or from ``PAIR_MIN`` elements as
-    two blocks of planes on two threads (each plane computed alike, so the same bits)."""
-    if size >= PAIR_MIN and planes > 1 and _blas.pairs_allowed():
-        h = planes // 2
-        return _pair.run_pair(lambda: serial(*args, 0, h), lambda: serial(*args, h, planes))
-    return serial(*args, 0, planes)
-
-
 def _run(serial, parallel, args: tuple, planes: int, size: int):
     """One kernel over ``planes`` planes (``size`` elements): the serial form (``_serial``), or
     the parallel driver when ``threads_for`` gives more than one thread."""
     k = threads_for(size)
     if k == 1:
-        return _serial(serial, args, planes, size)
+        return in_two_blocks(serial, args, planes, size)
     with launch(k):
         return parallel(*args, k)
 
@@ -485,7 +468,7 @@ def max_pool(x: np.ndarray, y: np.ndarray, index: np.ndarray, kernel: tuple, str
     if (threads_for(x.size) == 1 and tuple(kernel) == tuple(stride) == (2, 2)
             and tuple(dilation) == (1, 1) and top == left == 0
             and 2 * y.shape[1] <= x.shape[1] and 2 * y.shape[2] <= x.shape[2]):
-        return _serial(_max_pool_2x2_planes, (x, y, index, neg_inf), y.shape[0], x.size)
+        return in_two_blocks(_max_pool_2x2_planes, (x, y, index, neg_inf), y.shape[0], x.size)
     args = (x, y, index, kernel[0], kernel[1], stride[0], stride[1], dilation[0], dilation[1],
             top, left, neg_inf)
     return _run(_max_pool_planes, _max_pool, args, y.shape[0], x.size)

@@ -336,6 +336,10 @@ class BatchNorm(Function):
     def forward(ctx, x, weight, bias, eps=1e-5):
         if x.dtype.kind != "f":
             x = x.astype(np.float32)  # integers normalise to the default float, as the composite
+        ctx.fast = None
+        out = _fast_batch_norm(ctx, x, weight, bias, eps)
+        if out is not None:
+            return out
         n, c = x.shape[:2]
         x3 = x.reshape(n, c, -1)
         m = x3.shape[0] * x3.shape[2]
@@ -366,6 +370,9 @@ class BatchNorm(Function):
         if _state.grad_enabled:
             return _batch_norm_backward_recorded(x, weight, grad_y, grad_mean, grad_var,
                                                  ctx.eps, ctx.needs_input_grad)
+        if ctx.fast is not None:
+            return _fast_batch_norm_backward(ctx, x.data, weight, grad_y.data, grad_mean.data,
+                                             grad_var.data)
         xh = xhat.data
         n, c, s = xh.shape
         g = grad_y.data.reshape(n, c, s)
@@ -388,6 +395,51 @@ class BatchNorm(Function):
         return (grad_x,
                 const(sum_gx.astype(w_dtype)) if need_w else None,
                 const(sum_g.astype(w_dtype)) if need_b else None)
+
+
+def _fast_batch_norm(ctx, x, weight, bias, eps):
+    """BatchNorm's forward by the fast path's kernels (``_fast/norm.py``): (y, μ, σ²) in the
+    dtype and memory layout the NumPy path gives, ctx filled for ``_fast_batch_norm_backward``;
+    None when they do not apply (no numba, another dtype or layout, fewer than 2 dims)."""
+    if x.ndim < 2 or x.size == 0 or x.dtype.char not in "fd":
+        return None
+    for p in (weight, bias):
+        if p is not None and (p.dtype != x.dtype or not p.flags.c_contiguous or p.ndim != 1):
+            return None
+    fk = _fast.kernels("norm")
+    if fk is None:
+        return None
+    none = np.empty(0, x.dtype)
+    out = fk.forward(x, none if weight is None else weight, none if bias is None else bias, eps)
+    if out is None:  # neither C-contiguous nor channel-major
+        return None
+    y, stats = out
+    ctx.eps, ctx.m = eps, x.size // x.shape[1]
+    ctx.fast = (fk, stats)
+    ctx.save_for_backward(x, weight, None, None)
+    return y, stats[0].astype(x.dtype), stats[1].astype(x.dtype)
+
+
+def _fast_batch_norm_backward(ctx, x, weight, g, gm, gv):
+    """BatchNorm's first-order backward from ``_fast_batch_norm``'s ctx (kernels)."""
+    fk, stats = ctx.fast
+    need_x, need_w, need_b = ctx.needs_input_grad
+    if g.dtype != x.dtype:
+        g = g.astype(x.dtype)
+    w = np.empty(0, x.dtype) if weight is None else weight.data
+    grad_x, sums = fk.backward(x, g, w, stats, need_x)
+    if need_x:
+        if gm.any() or gv.any():  # the statistics are used (rare): as the NumPy path
+            shape = (1, -1) + (1,) * (x.ndim - 2)
+            r = stats[2].reshape(shape)
+            xh = (x - stats[0].astype(x.dtype).reshape(shape)) * r.astype(x.dtype)
+            grad_x += (gm / ctx.m).astype(x.dtype).reshape(shape)
+            grad_x += xh * (gv.reshape(shape) * (2 / ctx.m) / r).astype(x.dtype)
+        grad_x = const(grad_x)
+    w_dtype = x.dtype if weight is None else weight.dtype
+    return (grad_x,
+            const(sums[1].astype(w_dtype)) if need_w else None,
+            const(sums[0].astype(w_dtype)) if need_b else None)
 
 
 def _channel_sum(a3: np.ndarray) -> np.ndarray:
