@@ -190,7 +190,7 @@ RECIPES: dict[tuple[str, str], dict] = {
                        "lr_schedule": "cosine"},
     ("fashion-mnist", "mlp"): {"epochs": 20, "batch_size": 128, "hidden": [512, 256],
                                "dropout": 0.2, "lr_schedule": "cosine"},
-    ("mnist", "cnn"): {"epochs": 5, "batch_size": 128, "lr": 2e-3, "lr_schedule": "onecycle",
+    ("mnist", "cnn"): {"epochs": 6, "batch_size": 128, "lr": 2e-3, "lr_schedule": "onecycle",
                        "dropout": 0.25},
     ("fashion-mnist", "cnn"): {"epochs": 4, "batch_size": 128, "lr": 2e-3,
                                "lr_schedule": "onecycle", "dropout": 0.25},
