@@ -70,11 +70,9 @@ def _groups_sig(opt) -> tuple:
     return tuple((id(g["params"]), len(g["params"])) for g in opt.param_groups)
 
 
-def _forward_step(cls, specs, attrs, dynamic, out_slots, dtypes, ctx_index, needs):
-    """One captured op's forward kernel on this call's arrays, as source lines (``_fuse``
-    joins a run of them into one function): its inputs read by spec, a fresh ctx for what it
-    saves, its outputs checked for the dtype eager gave and stored in their slots."""
-    env = {"fwd": cls.forward, "needs": needs, "attrs": attrs, "label": cls.label}
+def _input_exprs(specs, env: dict) -> list:
+    """The source expression of each input of a generated step, by spec: a slot read, or a
+    name bound in ``env`` (a live Tensor's ``.data``, a leaf's ``.grad.data``, a constant)."""
     args = []
     for j, (kind, v) in enumerate(specs):
         if kind == _SLOT:
@@ -83,6 +81,15 @@ def _forward_step(cls, specs, attrs, dynamic, out_slots, dtypes, ctx_index, need
             env[f"in{j}"] = v
             args.append(f"in{j}.data" if kind == _LIVE else f"in{j}.grad.data"
                         if kind == _GRAD else f"in{j}")
+    return args
+
+
+def _forward_step(cls, specs, attrs, dynamic, out_slots, dtypes, ctx_index, needs):
+    """One captured op's forward kernel on this call's arrays, as source lines (``_fuse``
+    joins a run of them into one function): its inputs read by spec, a fresh ctx for what it
+    saves, its outputs checked for the dtype eager gave and stored in their slots."""
+    env = {"fwd": cls.forward, "needs": needs, "attrs": attrs, "label": cls.label}
+    args = _input_exprs(specs, env)
     lines = []
     kw = "attrs"
     if dynamic:
@@ -126,14 +133,7 @@ def _linear_relu_step(specs, ctx_index, needs, relu_ctx, relu_needs, out_slot, d
     Addmm's output never stored."""
     env = {"fwd": _addmm_relu, "na": needs, "nr": relu_needs, "dt0": dtype, "attrs": {},
            "la": Addmm.label, "lr": Relu.label}
-    args = []
-    for j, (kind, v) in enumerate(specs):
-        if kind == _SLOT:
-            args.append(f"S[{v}]")
-        else:
-            env[f"in{j}"] = v
-            args.append(f"in{j}.data" if kind == _LIVE else f"in{j}.grad.data"
-                        if kind == _GRAD else f"in{j}")
+    args = _input_exprs(specs, env)
     lines = ["ctx = _ReplayCtx(na, attrs)", "ctx2 = _ReplayCtx(nr, attrs)",
              f"out = fwd(ctx, ctx2, {', '.join(args)})",
              "if out.dtype != dt0: out = _fix(ctx2, out, dt0)",

@@ -25,12 +25,14 @@ _GROUPS = 16  # groups of 8 summed in the row's dtype before the float64 total t
 
 
 @jit
-def _row_sum(row, n):
-    """Σ row[:n] as float64: eight running sums in the row's dtype (LLVM packs them into one
-    vector register) over 16 groups of 8 at a time, each such block's total added in float64.
-    Accuracy as NumPy's float32 pairwise sums or better, at np.sum's speed; float64 running
-    sums (which do not vectorise without reassociation) ran 2.2x slower, and a loop nest with
-    ``min`` bounds or a scalar tail longer than 8 lost half of it."""
+def _row_sum(row, n, mu, square):
+    """Σ row[:n] (``square`` False) or Σ (row[i] - mu)² (True: the difference and its square in
+    the row's dtype, as x̂ and x̂·x̂ are formed) as float64: eight running sums in the row's
+    dtype (LLVM packs the plain sum's into one vector register) over 16 groups of 8 at a time,
+    each such block's total added in float64. Accuracy as NumPy's float32 pairwise sums or
+    better, the plain sum at np.sum's speed; float64 running sums (which do not vectorise
+    without reassociation) ran 2.2x slower, and a loop nest with ``min`` bounds or a scalar
+    tail longer than 8 lost half of it."""
     total = 0.0
     z = row.dtype.type(0)
     groups = n // 8
@@ -38,60 +40,43 @@ def _row_sum(row, n):
     while g < groups:
         end = g + _GROUPS if g + _GROUPS < groups else groups
         s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = z
-        for q in range(g, end):
-            i = q * 8
-            s0 += row[i]
-            s1 += row[i + 1]
-            s2 += row[i + 2]
-            s3 += row[i + 3]
-            s4 += row[i + 4]
-            s5 += row[i + 5]
-            s6 += row[i + 6]
-            s7 += row[i + 7]
+        if square:
+            for q in range(g, end):
+                i = q * 8
+                d0, d1, d2, d3 = row[i] - mu, row[i + 1] - mu, row[i + 2] - mu, row[i + 3] - mu
+                d4, d5, d6, d7 = row[i + 4] - mu, row[i + 5] - mu, row[i + 6] - mu, row[i + 7] - mu
+                s0 += d0 * d0
+                s1 += d1 * d1
+                s2 += d2 * d2
+                s3 += d3 * d3
+                s4 += d4 * d4
+                s5 += d5 * d5
+                s6 += d6 * d6
+                s7 += d7 * d7
+        else:
+            for q in range(g, end):
+                i = q * 8
+                s0 += row[i]
+                s1 += row[i + 1]
+                s2 += row[i + 2]
+                s3 += row[i + 3]
+                s4 += row[i + 4]
+                s5 += row[i + 5]
+                s6 += row[i + 6]
+                s7 += row[i + 7]
         total += np.float64(((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
         g = end
     tail = z
     for i in range(groups * 8, n):
-        tail += row[i]
-    return total + np.float64(tail)
-
-
-@jit
-def _row_centred_squares(row, n, mu):
-    """Σ (row[i] - mu)² over row[:n] as float64, summed as ``_row_sum`` sums (the difference
-    and square in the row's dtype, as x̂ and x̂·x̂ are formed)."""
-    total = 0.0
-    z = row.dtype.type(0)
-    groups = n // 8
-    g = 0
-    while g < groups:
-        end = g + _GROUPS if g + _GROUPS < groups else groups
-        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = z
-        for q in range(g, end):
-            i = q * 8
-            d0, d1, d2, d3 = row[i] - mu, row[i + 1] - mu, row[i + 2] - mu, row[i + 3] - mu
-            d4, d5, d6, d7 = row[i + 4] - mu, row[i + 5] - mu, row[i + 6] - mu, row[i + 7] - mu
-            s0 += d0 * d0
-            s1 += d1 * d1
-            s2 += d2 * d2
-            s3 += d3 * d3
-            s4 += d4 * d4
-            s5 += d5 * d5
-            s6 += d6 * d6
-            s7 += d7 * d7
-        total += np.float64(((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
-        g = end
-    tail = z
-    for i in range(groups * 8, n):
-        d = row[i] - mu
-        tail += d * d
+        d = row[i] - mu if square else row[i]
+        tail += d * d if square else d
     return total + np.float64(tail)
 
 
 @jit
 def _row_grad_sums(g, x, n, mu, r):
     """(Σ g, Σ g·x̂) over a row's first n values as float64, x̂ = (x - mu)·r in the rows'
-    dtype, each summed as ``_row_sum`` sums."""
+    dtype, each summed as ``_row_sum`` sums (not merged into it: two sums a pass)."""
     ta = tb = 0.0
     z = g.dtype.type(0)
     groups = n // 8
@@ -149,13 +134,13 @@ def forward_channels(x, cax, channels, rows, n, weight, bias, eps, y, stats, c0,
         s = 0.0
         for k in range(rows):
             o = _offset(cax, c, k, channels, rows, n)
-            s += _row_sum(x[o:o + n], n)
+            s += _row_sum(x[o:o + n], n, t(0), False)
         mu = s / m
         mu_t = t(mu)
         q = 0.0
         for k in range(rows):
             o = _offset(cax, c, k, channels, rows, n)
-            q += _row_centred_squares(x[o:o + n], n, mu_t)
+            q += _row_sum(x[o:o + n], n, mu_t, True)
         var = q / m
         r = 1.0 / np.sqrt(var + eps)
         r_t = t(r)
