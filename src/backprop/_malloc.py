@@ -9,16 +9,18 @@ threshold to 256 MiB makes malloc reuse the freed blocks instead, as PyTorch's a
 TensorFlow's caching allocators do for their tensors. The cost: up to that much freed memory
 stays with the process until it exits (a training run's peak is kept anyway).
 
-Process-wide, so only what is asked to train fast sets it: the training product
-(``Trainer.fit``, and so ``backprop train``) and a step's first capture by ``backprop.compile``
-(the LeNet-5 and LSTM steps of ``benchmarks/bench_compile.py`` took 0.81x their time with it);
-``BACKPROP_MALLOC=default`` leaves malloc alone. Only glibc has these settings:
-elsewhere (macOS, musl) nothing changes.
+Process-wide, so only training sets it: the first backward pass (``autograd.engine.backward``:
+``loss.backward()`` in a user's own loop; the eager LSTM step of ``benchmarks/bench_lstm.py``
+went from 14-16.5 to 8.9 ms, its 4 MB input projection faulted in afresh every step), the
+training product (``Trainer.fit``, and so ``backprop train``) and a step's first capture by
+``backprop.compile`` (the LeNet-5 and LSTM steps of ``benchmarks/bench_compile.py`` took 0.81x
+their time with it). As PyTorch's caching allocator keeps its tensors' memory, so this keeps
+freed memory with the process. ``BACKPROP_MALLOC=default`` leaves malloc alone. Only glibc has
+these settings: elsewhere (macOS, musl) nothing changes.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 
@@ -41,6 +43,8 @@ def retain_freed_memory() -> bool:
         return False
     if not sys.platform.startswith("linux"):
         return False
+    import ctypes  # here, not at the top: ``import backprop`` stays as quick as it was
+
     try:
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # noqa: B018 -- glibc only (musl has no mallopt settings)

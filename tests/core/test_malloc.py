@@ -87,3 +87,24 @@ def test_a_compiled_step_sets_it_when_it_captures(monkeypatch):
     step(x, y)
     step(x, y)
     assert calls == [1]  # once, at the capture
+
+
+def test_the_first_backward_sets_it(monkeypatch):
+    import backprop as bp
+    from backprop.autograd import engine
+
+    calls = []
+    monkeypatch.setattr(engine, "retain_freed_memory", lambda: calls.append(1) or True)
+    x = bp.randn(3, requires_grad=True)
+    (x * x).sum().backward()
+    assert calls == [1]
+
+
+def test_a_backward_in_a_child_sets_it():
+    code = ("import backprop as bp, backprop._malloc as m; print(m._done); "
+            "x = bp.randn(3, requires_grad=True); (x * x).sum().backward(); print(m._done)")
+    env = {k: v for k, v in os.environ.items() if k != "BACKPROP_MALLOC"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[0] == "None"  # importing backprop leaves malloc alone
+    assert out[1] in ("True", "False")  # decided at the first backward (False: not glibc)

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from backprop._malloc import retain_freed_memory
 from backprop.autograd._backward_call import _as_gradients, _call_backward, _count_error
 from backprop.autograd.function import AccumulateGrad, accumulator
 from backprop.autograd.grad_mode import _debug, _state
@@ -487,6 +488,9 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None,
         inputs: if given, only these tensors accumulate gradients, and only the part of the
             graph leading to them runs.
     """
+    # a backward pass means training: from the first, freed arrays are reused instead of being
+    # faulted in afresh each step (backprop._malloc; cached after the first call)
+    retain_freed_memory()
     if retain_graph is None:
         retain_graph = create_graph
     if inputs is not None:
