@@ -399,8 +399,9 @@ class BatchNorm(Function):
 
 def _fast_batch_norm(ctx, x, weight, bias, eps):
     """BatchNorm's forward by the fast path's kernels (``_fast/norm.py``): (y, μ, σ²) in the
-    dtype and memory layout the NumPy path gives, ctx filled for ``_fast_batch_norm_backward``;
-    None when they do not apply (no numba, another dtype or layout, fewer than 2 dims)."""
+    NumPy path's dtypes, y laid out as x (C order or a convolution's channel-major memory), ctx
+    filled for ``_fast_batch_norm_backward``; None when they do not apply (no numba, another
+    dtype or layout, fewer than 2 dims, no elements)."""
     if x.ndim < 2 or x.size == 0 or x.dtype.char not in "fd":
         return None
     for p in (weight, bias):
