@@ -21,6 +21,7 @@ these settings: elsewhere (macOS, musl) nothing changes.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 
@@ -43,8 +44,6 @@ def retain_freed_memory() -> bool:
         return False
     if not sys.platform.startswith("linux"):
         return False
-    import ctypes  # here, not at the top: ``import backprop`` stays as quick as it was
-
     try:
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # noqa: B018 -- glibc only (musl has no mallopt settings)
