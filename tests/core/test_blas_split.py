@@ -342,3 +342,12 @@ def test_a_block_with_an_epilogue_no_helper_takes_is_taken_back(gil_free, rng):
     assert mod.post(job, addr, x, wt[:, 48:], out[:, 48:])
     mod.finish(job, addr, x, wt[:, :48], out[:, :48])
     assert out.tobytes() == (x @ wt).tobytes()
+
+
+def test_a_bias_of_another_width_is_refused(gil_free, rng):
+    mod, _ = gil_free
+    out = np.empty((8, 80), np.float32)
+    assert not mod.bias_fits(out[:, :48], np.zeros(48))  # float64 bias for a float32 block
+    assert not mod.bias_fits(out[:, :48], np.zeros(96, np.float32)[::2])  # gaps
+    assert not mod.bias_fits(out[:, :48], np.zeros(47, np.float32))
+    assert mod.bias_fits(out[:, :48], np.zeros(48, np.float32))

@@ -233,8 +233,10 @@ def _describe_epilogue(job, epi, bias):
 
 @njit(cache=True, nogil=True)
 def bias_fits(c, bias):
-    """True when ``bias`` can be a block c's epilogue bias: one value per column, contiguous."""
-    return bias.shape[0] == c.shape[1] and (bias.strides[0] == bias.itemsize or c.shape[1] == 1)
+    """True when ``bias`` can be a block c's epilogue bias: one value per column, contiguous,
+    of c's width (the epilogue reads it as c's dtype)."""
+    return (bias.shape[0] == c.shape[1] and bias.itemsize == c.itemsize
+            and (bias.strides[0] == bias.itemsize or c.shape[1] == 1))
 
 
 @njit(cache=True, nogil=True)
