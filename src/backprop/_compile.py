@@ -44,6 +44,7 @@ from backprop._compile_steps import (
     _LIVE,
     _SLOT,
     _VALUE,
+    ForwardMeta,
     _backward_step,
     _forward_step,
     _groups_sig,
@@ -482,8 +483,8 @@ def _build(cap: _Capture, args, kwargs, out) -> _Tape:
             dynamic = _resolve_attrs(rec.attrs, slot_of_array)
             steps.append(_forward_step(rec.function, specs, dict(rec.attrs), dynamic,
                                        tuple(out_slots), dtypes, ctx_index, needs))
-            meta.append((rec.function, specs, tuple(out_slots), dtypes, ctx_index, needs,
-                         rec.attrs, dynamic))
+            meta.append(ForwardMeta(rec.function, specs, tuple(out_slots), dtypes, ctx_index,
+                                    needs, rec.attrs, dynamic))
             _count_reads([spec for _, spec in dynamic], reads)
         _count_reads(specs, reads)
     add_backward(len(events))

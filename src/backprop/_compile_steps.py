@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -145,21 +146,35 @@ def _linear_relu_step(specs, ctx_index, needs, relu_ctx, relu_needs, out_slot, d
     return _generate([(lines, env)], "forward")
 
 
+class ForwardMeta(NamedTuple):
+    """What ``fuse_linear_relu`` needs to know of a forward step."""
+
+    cls: type
+    specs: tuple
+    out_slots: tuple
+    dtypes: tuple
+    ctx_index: int | None
+    needs: tuple
+    attrs: dict
+    dynamic: tuple
+
+
 def fuse_linear_relu(steps: list, meta: list, reads: dict) -> list:
     """Each Addmm forward step followed by a ReLU step on its output, where nothing else reads
     that output (``reads``: slot -> how many specs of the tape read it), replaced by one fused
-    step (``_linear_relu_step``). ``meta[i]`` describes forward step i: (op class, input specs,
-    output slots, output dtypes, ctx index, needs, attrs, dynamic attrs), None otherwise."""
+    step (``_linear_relu_step``). ``meta[i]``: forward step i's ``ForwardMeta``, or None for
+    other steps."""
     out: list = []
     i = 0
     while i < len(steps):
         a = meta[i]
         r = meta[i + 1] if i + 1 < len(steps) else None
-        if (a is not None and r is not None and a[0] is Addmm and r[0] is Relu
-                and not a[6] and not a[7] and not r[6] and not r[7] and len(a[1]) == 3
-                and r[1] == ((_SLOT, a[2][0]),) and reads.get(a[2][0]) == 1
-                and a[3][0] == r[3][0] and a[3][0].kind == "f"):
-            out.append(_linear_relu_step(a[1], a[4], a[5], r[4], r[5], r[2][0], r[3][0]))
+        if (a is not None and r is not None and a.cls is Addmm and r.cls is Relu
+                and not (a.attrs or a.dynamic or r.attrs or r.dynamic) and len(a.specs) == 3
+                and r.specs == ((_SLOT, a.out_slots[0]),) and reads.get(a.out_slots[0]) == 1
+                and a.dtypes[0] == r.dtypes[0] and a.dtypes[0].kind == "f"):
+            out.append(_linear_relu_step(a.specs, a.ctx_index, a.needs, r.ctx_index, r.needs,
+                                         r.out_slots[0], r.dtypes[0]))
             i += 2
             continue
         out.append(steps[i])
