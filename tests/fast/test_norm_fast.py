@@ -118,7 +118,7 @@ def test_gradcheck_and_gradgradcheck_through_the_fast_forward(kernel_calls):
 
     def fn(x, w, b):
         y, mu, var = batch_norm_train(x, w, b)
-        return y.sum() * 0 + (y * y * y).sum() + mu.sum() + (var * var).sum()
+        return (y * y * y).sum() + mu.sum() + (var * var).sum()
 
     assert bp.gradcheck(fn, (x, w, b))
     assert bp.gradgradcheck(fn, (x, w, b))
