@@ -41,7 +41,7 @@ def _run(x, w, b, use_stats, dtype=None):
     return [y.detach(), mu.detach(), var.detach()] + grads
 
 
-CASES = [(shape, layout, wb, stats) for shape in [(32, 8, 12, 12), (64, 6, 5, 5), (7, 3)]
+CASES = [(shape, layout, wb, stats) for shape in [(32, 8, 12, 12), (64, 6, 5, 5), (7, 3, 2)]
          for layout in ("c", "channel-major") for wb in ("wb", "w", "b", "") for stats in (0, 1)]
 
 
@@ -108,6 +108,17 @@ def test_other_layouts_take_the_numpy_path(kernel_calls):
     with fast.flags(enabled=False):
         for a, n in zip(ours, run()):
             assert a.data.tobytes() == n.data.tobytes()
+
+
+def test_one_value_per_sample_and_channel_takes_the_numpy_path(kernel_calls):
+    # BatchNorm1d's (N, C) and (N, C, 1): NumPy sums along C at once, the kernels per row
+    for shape in [(64, 120), (64, 120, 1)]:
+        x = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
+        ours = _run(x, None, None, False)
+        assert kernel_calls == {}
+        with fast.flags(enabled=False):
+            for a, n in zip(ours, _run(x, None, None, False)):
+                assert a.data.tobytes() == n.data.tobytes()
 
 
 def test_gradcheck_and_gradgradcheck_through_the_fast_forward(kernel_calls):
