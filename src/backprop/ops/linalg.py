@@ -114,9 +114,9 @@ def addmm_grads(x, w, g, need_x: bool, need_w: bool, need_b: bool) -> tuple:
 
 def linear_array(x, w, b, relu: bool = False):
     """Addmm's kernel on arrays: x @ wᵀ + b, then ReLU when ``relu`` (the compiled step's
-    Addmm followed by ReLU): ``_blas.linear``'s transposed blocks with the bias (and ReLU)
-    written by the thread that computed each, where it applies; else the product, the bias
-    added in place (and ReLU in place). The same bits either way."""
+    Addmm followed by ReLU): ``_blas.linear``'s two column blocks, the bias (and ReLU) added
+    by the thread that computed each, where it applies; else the product, the bias added in
+    place (and ReLU in place). The same bits either way."""
     y = _blas.linear(x, w, b, relu)
     if y is None:
         y = product(x, w, False, True)
