@@ -387,14 +387,21 @@ class BatchNorm(Function):
             grad_x += g
             grad_x *= k.astype(xh.dtype)[:, None]
             gm, gv = grad_mean.data, grad_var.data
-            if gm.any() or gv.any():  # the statistics are used (rare): 2(x - μ)/M = 2x̂/(rM)
-                grad_x += (gm / ctx.m).astype(xh.dtype)[:, None]
-                grad_x += xh * (gv * (2 / ctx.m) / r.data).astype(xh.dtype)[:, None]
+            if gm.any() or gv.any():  # the statistics are used (rare)
+                _add_statistics_grads(grad_x, xh, gm, gv, ctx.m, r.data, (-1, 1))
             grad_x = const(grad_x.reshape(x.shape))
         w_dtype = xh.dtype if weight is None else weight.dtype
         return (grad_x,
                 const(sum_gx.astype(w_dtype)) if need_w else None,
                 const(sum_g.astype(w_dtype)) if need_b else None)
+
+
+def _add_statistics_grads(grad_x, xh, gm, gv, m, r, shape) -> None:
+    """Add the batch statistics' share to BatchNorm's ∂L/∂x, in place: ∂L/∂μ / M +
+    ∂L/∂σ²·2(x - μ)/M, with 2(x - μ)/M = 2x̂/(rM). gm, gv, r (C,) (r float64), reshaped by
+    ``shape`` to meet grad_x and x̂ on their channel axis."""
+    grad_x += (gm / m).astype(grad_x.dtype).reshape(shape)
+    grad_x += xh * (gv * (2 / m) / r).astype(grad_x.dtype).reshape(shape)
 
 
 def _fast_batch_norm(ctx, x, weight, bias, eps):
@@ -435,10 +442,9 @@ def _fast_batch_norm_backward(ctx, x, weight, g, gm, gv):
     if need_x:
         if gm.any() or gv.any():  # the statistics are used (rare): as the NumPy path
             shape = (1, -1) + (1,) * (x.ndim - 2)
-            r = stats[2].reshape(shape)
-            xh = (x - stats[0].astype(x.dtype).reshape(shape)) * r.astype(x.dtype)
-            grad_x += (gm / ctx.m).astype(x.dtype).reshape(shape)
-            grad_x += xh * (gv.reshape(shape) * (2 / ctx.m) / r).astype(x.dtype)
+            mu, r = stats[0], stats[2]
+            xh = (x - mu.astype(x.dtype).reshape(shape)) * r.astype(x.dtype).reshape(shape)
+            _add_statistics_grads(grad_x, xh, gm, gv, ctx.m, r, shape)
         grad_x = const(grad_x)
     w_dtype = x.dtype if weight is None else weight.dtype
     return (grad_x,
